@@ -1,0 +1,1 @@
+//! Selection algorithms shared by the DNS policy engine and the site balancer.

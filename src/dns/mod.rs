@@ -1,0 +1,1 @@
+//! The authoritative DNS front end. The only module that uses hickory types.

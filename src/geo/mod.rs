@@ -1,0 +1,1 @@
+//! Client location: MaxMind databases plus CIDR overrides.

@@ -1,0 +1,1 @@
+//! The GSLB steering pipeline: `select(service, location, health) -> Decision`.

@@ -1,0 +1,1 @@
+//! Health checks of sites and the health board the DNS path reads.
