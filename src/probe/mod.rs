@@ -1,1 +1,5 @@
 //! Health checks of sites and the health board the DNS path reads.
+
+mod health;
+
+pub use health::{DcHealth, DcState};
