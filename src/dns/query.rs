@@ -349,7 +349,7 @@ pub(crate) fn parse_ecs(data: &[u8]) -> Result<Ecs, &'static str> {
     if addr.len() != need {
         return Err("client subnet address length does not match the source prefix");
     }
-    if source % 8 != 0 {
+    if !source.is_multiple_of(8) {
         let mask = 0xffu8 >> (source % 8);
         if addr[need - 1] & mask != 0 {
             return Err("client subnet address has bits set beyond the source prefix");
