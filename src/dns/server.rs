@@ -110,6 +110,11 @@ impl Zones {
     pub fn current(&self) -> Arc<ZoneSet> {
         self.set.load_full()
     }
+
+    /// The compiled catalog being served.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
 }
 
 /// A running DNS server.

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per topic, shared helpers in `support/`.
+
+mod support;
+
+mod config_files;
+mod dns_behaviour;
+mod dns_ecs;
+mod dns_fuzz;
+mod dns_reload;
