@@ -24,6 +24,8 @@ pub(crate) struct RrSet {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Node {
     pub(crate) rrsets: Vec<RrSet>,
+    /// The RRsets the UDP fast path can copy verbatim.
+    pub(crate) fast: Vec<super::fast::FastSet>,
     /// Index into the zone's services.
     pub(crate) service: Option<usize>,
 }
@@ -46,6 +48,8 @@ pub(crate) struct ZoneData {
     pub(crate) nodes: HashMap<Box<[u8]>, Node>,
     /// The SOA for negative answers: TTL = min(SOA TTL, minimum) (RFC 2308 §3).
     pub(crate) negative_soa: Record,
+    /// `negative_soa` after its owner name, for the fast path.
+    pub(crate) soa_tail: Box<[u8]>,
     /// Names (wire, lower case) of delegation points below the apex.
     pub(crate) cuts: Vec<Box<[u8]>>,
     /// Steering of the zone's services.
@@ -141,7 +145,15 @@ fn compile(config: Arc<Zone>, steering: Arc<dyn ZoneSteering>) -> ZoneData {
             p = p.parent();
         }
     }
+    for node in nodes.values_mut() {
+        node.fast = node
+            .rrsets
+            .iter()
+            .filter_map(|s| super::fast::prepare_set(s.rtype, &s.records))
+            .collect();
+    }
     ZoneData {
+        soa_tail: super::fast::prepare_soa_tail(&negative_soa),
         origin_wire: to_wire(&config.origin),
         config,
         nodes,

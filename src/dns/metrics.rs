@@ -1,9 +1,8 @@
 //! DNS counters. Handles are resolved once, so the query path only does atomic adds.
 
-use hickory_proto::op::ResponseCode;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
-use super::respond::Prepared;
+use super::respond::Answered;
 
 /// Counters of the DNS front end.
 #[derive(Debug, Clone)]
@@ -57,18 +56,15 @@ impl DnsMetrics {
         })
     }
 
-    pub(crate) fn count(&self, p: &Prepared) {
-        match p.metadata.response_code {
-            ResponseCode::NoError => self.noerror.inc(),
-            ResponseCode::NXDomain => self.nxdomain.inc(),
-            ResponseCode::Refused => self.refused.inc(),
-            ResponseCode::FormErr => self.formerr.inc(),
+    pub(crate) fn count(&self, a: Answered) {
+        match a.rcode {
+            0 => self.noerror.inc(),
+            3 => self.nxdomain.inc(),
+            5 => self.refused.inc(),
+            1 => self.formerr.inc(),
             _ => self.other.inc(),
         }
-        if p.edns.as_ref().is_some_and(|e| {
-            e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
-                .is_some()
-        }) {
+        if a.ecs {
             self.ecs.inc();
         }
     }

@@ -9,6 +9,7 @@
 //! hickory-server (`tcp.rs`). Both call the same responder.
 
 mod catalog;
+mod fast;
 mod lookup;
 mod metrics;
 mod names;
@@ -35,6 +36,18 @@ pub fn check_caa(critical: bool, tag: &str, value: &str) -> Result<(), String> {
 /// Answers one query packet from a catalog without sockets: the reply bytes as UDP would send
 /// them (`None`: no reply). For tests, fuzzing and tools.
 pub fn answer_packet(
+    catalog: &Catalog,
+    packet: &[u8],
+    source: std::net::IpAddr,
+    max_udp: u16,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    respond::answer_udp(catalog, packet, source, max_udp, &mut out).map(|_| out)
+}
+
+/// Like [`answer_packet`], but always through the general path (no fast path): for the
+/// differential test that keeps the two in agreement.
+pub fn answer_packet_general(
     catalog: &Catalog,
     packet: &[u8],
     source: std::net::IpAddr,

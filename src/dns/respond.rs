@@ -29,6 +29,56 @@ pub(crate) struct Prepared {
     pub(crate) udp_limit: usize,
 }
 
+/// What was sent, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answered {
+    /// The full (extended) RCODE.
+    pub(crate) rcode: u16,
+    /// The query carried ECS.
+    pub(crate) ecs: bool,
+}
+
+/// Answers one UDP packet into `out`: the fast path when it covers the question, else the
+/// general path. `None` when nothing is to be sent.
+pub(crate) fn answer_udp(
+    cat: &Catalog,
+    packet: &[u8],
+    source: IpAddr,
+    max_udp: u16,
+    out: &mut Vec<u8>,
+) -> Option<Answered> {
+    if let Ok(q) = parse(packet)
+        && super::fast::answer(
+            cat,
+            &q,
+            source,
+            udp_limit(q.edns.as_ref(), max_udp),
+            max_udp,
+            out,
+        )
+    {
+        return Some(Answered {
+            rcode: u16::from(out[3] & 0x0f),
+            ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+        });
+    }
+    let p = prepare(cat, packet, source, max_udp)?;
+    encode_udp(&p, out);
+    (!out.is_empty()).then(|| p.answered())
+}
+
+impl Prepared {
+    pub(crate) fn answered(&self) -> Answered {
+        Answered {
+            rcode: u16::from(self.metadata.response_code),
+            ecs: self.edns.as_ref().is_some_and(|e| {
+                e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
+                    .is_some()
+            }),
+        }
+    }
+}
+
 /// Answers one packet; `None` means send nothing.
 pub(crate) fn prepare(
     cat: &Catalog,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::respond::{encode_udp, prepare};
+use super::respond::answer_udp;
 use super::server::Shared;
 
 /// How often a blocked worker wakes up to notice shutdown.
@@ -84,14 +84,11 @@ fn serve(socket: UdpSocket, shared: Arc<Shared>) {
             continue;
         }
         let catalog = cache.load();
-        let Some(p) = prepare(catalog, &buf[..n], src.ip(), shared.max_udp) else {
+        let Some(answered) = answer_udp(catalog, &buf[..n], src.ip(), shared.max_udp, &mut out)
+        else {
             continue;
         };
-        shared.metrics.count(&p);
-        encode_udp(&p, &mut out);
-        if out.is_empty() {
-            continue;
-        }
+        shared.metrics.count(answered);
         if let Err(e) = socket.send_to(&out, src) {
             tracing::debug!(error = %e, %src, "UDP send failed");
             shared.metrics.udp_errors.inc();
