@@ -5,7 +5,7 @@
 //! second of waiting. Waiting is polling with a deadline, never a fixed sleep.
 
 #[path = "support/health_site.rs"]
-mod health_site;
+pub(crate) mod health_site;
 
 use std::path::Path;
 use std::sync::Arc;
