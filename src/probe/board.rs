@@ -242,6 +242,17 @@ impl HealthBoard {
             .inner
             .runtime
             .spawn(schedule::run(probe, Timing::of(spec), rng, sink));
+        let abort = task.abort_handle();
+        let label = target.clone();
+        // The loop has no error path of its own; a panic would be a bug, and must not pass
+        // silently while the datacenters it serves keep their last state.
+        self.inner.runtime.spawn(async move {
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                tracing::error!(target = %label, error = %e, "health check task panicked");
+            }
+        });
         tracing::info!(target = %target, interval = ?spec.interval, timeout = ?spec.timeout,
             rise = spec.rise, fall = spec.fall, "health check started");
         st.checks.insert(
@@ -251,7 +262,7 @@ impl HealthBoard {
                 target,
                 status: CheckStatus::default(),
                 first: watch::Sender::new(false),
-                task: task.abort_handle(),
+                task: abort,
             },
         );
         id
