@@ -7,3 +7,5 @@ mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;
+mod probe;
+mod probe_detection;
