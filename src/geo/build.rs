@@ -26,6 +26,9 @@ use super::GeoError;
 use super::mmdb::{Value, Writer, map};
 use crate::config::codes;
 
+/// The `build_epoch` written unless another is asked for: 2026-01-01T00:00:00Z.
+pub const DEFAULT_BUILD_EPOCH: u64 = 1_767_225_600;
+
 /// Metadata of a built database.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -33,7 +36,8 @@ pub struct BuildOptions {
     pub database_type: String,
     /// `description.en`.
     pub description: String,
-    /// `build_epoch`, seconds since 1970; fixed so that builds are reproducible.
+    /// `build_epoch`, seconds since 1970: fixed (not the clock) so that builds are
+    /// reproducible; libmaxminddb refuses 0.
     pub build_epoch: u64,
 }
 
@@ -42,7 +46,7 @@ impl Default for BuildOptions {
         BuildOptions {
             database_type: "GeoLite2-City".into(),
             description: "Built by meridian geoip build".into(),
-            build_epoch: 0,
+            build_epoch: DEFAULT_BUILD_EPOCH,
         }
     }
 }

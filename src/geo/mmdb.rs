@@ -229,6 +229,11 @@ impl Writer {
 
     /// The finished file.
     pub fn to_bytes(mut self) -> Result<Vec<u8>, GeoError> {
+        if self.build_epoch == 0 {
+            return Err(GeoError::Write(
+                "build_epoch 0 is refused by libmaxminddb; give a date".into(),
+            ));
+        }
         let v4_root = self.path(0, 96) as u32;
         for (a, p) in ALIASES {
             let parent = self.path(a, p - 1);
@@ -375,7 +380,7 @@ mod tests {
     #[test]
     fn identical_records_are_stored_once_and_output_is_deterministic() {
         let build = || {
-            let mut w = Writer::new("T", "t", 0);
+            let mut w = Writer::new("T", "t", 1);
             for i in 0..50u32 {
                 let net = IpNet::new(IpAddr::from([10, i as u8, 0, 0]), 16).unwrap();
                 w.insert(net, &rec(if i % 2 == 0 { "a" } else { "b" }))
@@ -392,7 +397,7 @@ mod tests {
 
     #[test]
     fn alias_space_and_misordered_inserts_are_refused() {
-        let mut w = Writer::new("T", "t", 0);
+        let mut w = Writer::new("T", "t", 1);
         assert!(w.insert("2002::/24".parse().unwrap(), &rec("x")).is_err());
         assert!(
             w.insert("::ffff:10.0.0.0/104".parse().unwrap(), &rec("x"))
@@ -405,7 +410,7 @@ mod tests {
 
     #[test]
     fn large_trees_use_wider_records() {
-        let mut w = Writer::new("T", "t", 0);
+        let mut w = Writer::new("T", "t", 1);
         for i in 0..(1u32 << 17) {
             let net = IpNet::new(IpAddr::from((0x0b00_0000 | i).to_be_bytes()), 32).unwrap();
             w.insert(net, &Value::Str(format!("{i:0>130}"))).unwrap();
