@@ -423,3 +423,89 @@ impl DatabaseCache {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::mmdb::{Value, Writer, map};
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    fn db(records: &[(&str, Value)]) -> Result<GeoDatabase, GeoError> {
+        let mut w = Writer::new("Test-City", "t", 1);
+        for (net, v) in records {
+            w.insert(net.parse().unwrap(), v).unwrap();
+        }
+        GeoDatabase::from_bytes(Path::new("t.mmdb"), w.to_bytes().unwrap())
+    }
+
+    fn at<'a>(d: &'a GeoDatabase, a: &str) -> Option<&'a Location> {
+        let (v, _) =
+            d.v4.find(u32::from(a.parse::<std::net::Ipv4Addr>().unwrap()));
+        (v != NONE).then(|| &d.locations[v as usize])
+    }
+
+    #[test]
+    fn registered_country_stands_in_for_a_missing_country() {
+        let d = db(&[
+            (
+                "192.0.2.0/24",
+                map([
+                    ("continent", map([("code", s("EU"))])),
+                    ("registered_country", map([("iso_code", s("FR"))])),
+                ]),
+            ),
+            (
+                "198.51.100.0/24",
+                map([("continent", map([("code", s("AS"))]))]),
+            ),
+            (
+                "203.0.113.0/24",
+                map([("traits", map([("is_anycast", Value::Bool(true))]))]),
+            ),
+        ])
+        .unwrap();
+        let fr = at(&d, "192.0.2.1").unwrap();
+        assert_eq!(fr.country.as_deref(), Some("FR"));
+        assert!(fr.eu, "derived from the country when the flag is absent");
+        let asia = at(&d, "198.51.100.1").unwrap();
+        assert_eq!(
+            (asia.country.as_deref(), asia.continent.as_deref()),
+            (None, Some("AS"))
+        );
+        assert!(
+            at(&d, "203.0.113.1").is_none(),
+            "a record without a place is no location"
+        );
+        assert_eq!(d.network_count(), 3);
+    }
+
+    #[test]
+    fn identical_places_are_interned_and_merged() {
+        let rec = || map([("country", map([("iso_code", s("DE"))]))]);
+        let d = db(&[
+            ("10.0.0.0/24", rec()),
+            ("10.0.1.0/24", rec()),
+            ("10.0.3.0/24", rec()),
+        ])
+        .unwrap();
+        assert_eq!(d.location_count(), 1);
+        // 10.0.0.0/23 merged; 10.0.2.0/24 is a gap.
+        assert_eq!(
+            d.v4.find(u32::from(std::net::Ipv4Addr::new(10, 0, 1, 9))),
+            (0, 23)
+        );
+    }
+
+    #[test]
+    fn a_database_of_non_maps_is_corrupt_not_a_panic() {
+        let e = db(&[("10.0.0.0/8", s("just a string"))]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("t.mmdb: corrupt MaxMind DB at 10.0.0.0/8"),
+            "{e}"
+        );
+    }
+}
