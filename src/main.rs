@@ -1,9 +1,11 @@
 //! The `meridian` command line. Parsing only; the work is in the library.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use meridian::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +20,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve zones as an authoritative geo-DNS server (UDP and TCP on each address).
+    Dns {
+        /// Directory of zone files (or one zone file).
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// Address to serve on; repeat for several (e.g. 127.0.0.1:53 and [::1]:53).
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        listen: Vec<SocketAddr>,
+        /// UDP worker threads (one SO_REUSEPORT socket each) per address; default:
+        /// TOKIO_WORKER_THREADS or one per core.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Log format.
+        #[arg(long, default_value = "text")]
+        log_format: LogFormat,
+    },
     /// Validate zone files (and site files) and print a summary; non-zero exit on errors.
     Check {
         /// Files or directories of `*.toml` files.
@@ -61,26 +79,39 @@ fn main() -> ExitCode {
                     build_epoch,
                 },
         } => geoip_build(&csv, &out, build_epoch),
+        Command::Dns {
+            zones,
+            listen,
+            workers,
+            log_format,
+        } => {
+            meridian::telemetry::init_logging(log_format);
+            let workers = workers.unwrap_or_else(meridian::app::dns::default_workers);
+            let args = meridian::app::dns::DnsArgs {
+                zones,
+                listen,
+                udp_workers: workers,
+            };
+            run_async(meridian::app::dns::run(
+                args,
+                meridian::dns::first_datacenter_steering(),
+            ))
+        }
     }
 }
 
-fn geoip_build(csv: &Path, out: &Path, build_epoch: u64) -> ExitCode {
-    let opts = meridian::geo::build::BuildOptions {
-        build_epoch,
-        ..Default::default()
-    };
-    match meridian::geo::build::build_file(csv, out, &opts) {
-        Ok(s) => {
-            println!(
-                "wrote {}: {} networks, {} bytes",
-                out.display(),
-                s.networks,
-                s.bytes
-            );
-            ExitCode::SUCCESS
-        }
+fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -114,5 +145,27 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn geoip_build(csv: &Path, out: &Path, build_epoch: u64) -> ExitCode {
+    let opts = meridian::geo::build::BuildOptions {
+        build_epoch,
+        ..Default::default()
+    };
+    match meridian::geo::build::build_file(csv, out, &opts) {
+        Ok(s) => {
+            println!(
+                "wrote {}: {} networks, {} bytes",
+                out.display(),
+                s.networks,
+                s.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

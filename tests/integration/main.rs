@@ -1,5 +1,12 @@
-//! Integration tests, one binary: each topic in its own module.
+//! Integration tests: one binary, one module per topic, shared helpers in `support/`.
 
+mod support;
+
+mod config_files;
+mod dns_behaviour;
+mod dns_ecs;
+mod dns_fuzz;
+mod dns_reload;
 mod geo;
 mod geo_build;
 mod geo_props;
