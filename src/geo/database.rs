@@ -53,7 +53,12 @@ impl Embedded {
         NONE - 1 - self as u32
     }
 
+    /// The kind a table value marks; `None` for location ids (checked with one comparison).
+    #[inline]
     pub(crate) fn from_mark(v: u32) -> Option<Self> {
+        if v < NONE - 4 {
+            return None;
+        }
         Self::ALL.into_iter().find(|e| e.mark() == v)
     }
 
