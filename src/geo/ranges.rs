@@ -235,10 +235,17 @@ fn value_at(map: &BTreeMap<u128, u32>, addr: u128) -> u32 {
     map.range(..=addr).next_back().map_or(NONE, |(_, v)| *v)
 }
 
+/// One range of a compiled table: start and value side by side, so the probe that finds the
+/// range has already brought its value (and usually the next start) into the cache.
+#[derive(Clone, Copy)]
+struct Entry<K> {
+    start: K,
+    val: u32,
+}
+
 /// A compiled, read-only partition with a first-level index.
 pub(crate) struct RangeTable<K> {
-    starts: Box<[K]>,
-    vals: Box<[u32]>,
+    entries: Box<[Entry<K>]>,
     /// `index[b]`: the range holding the first address of bucket `b`; `index[65536]` is the last
     /// range.
     index: Box<[u32]>,
@@ -249,7 +256,15 @@ impl<K: Key> RangeTable<K> {
     pub(crate) fn new(p: &Partition) -> Self {
         assert_eq!(p.bits, K::BITS, "partition width does not match the table");
         assert!(p.len() < u32::MAX as usize, "too many ranges");
-        let starts: Box<[K]> = p.starts.iter().map(|&s| K::from_u128(s)).collect();
+        let entries: Box<[Entry<K>]> = p
+            .starts
+            .iter()
+            .zip(&p.vals)
+            .map(|(&s, &val)| Entry {
+                start: K::from_u128(s),
+                val,
+            })
+            .collect();
         let shift = K::BITS - 16;
         let mut index = Vec::with_capacity(65537);
         let mut r = 0usize;
@@ -262,8 +277,7 @@ impl<K: Key> RangeTable<K> {
         }
         index.push((p.len() - 1) as u32);
         RangeTable {
-            starts,
-            vals: p.vals.clone().into_boxed_slice(),
+            entries,
             index: index.into_boxed_slice(),
         }
     }
@@ -275,32 +289,33 @@ impl<K: Key> RangeTable<K> {
         let b = a.bucket();
         let lo = self.index[b] as usize;
         let hi = self.index[b + 1] as usize;
-        let bucket = &self.starts[lo..=hi];
-        // starts[lo] <= a by construction of the index, so the partition point is at least 1.
-        let i = lo + bucket.partition_point(|&s| s <= a) - 1;
-        let first = self.starts[i];
-        let below = if first.is_zero() {
+        let bucket = &self.entries[lo..=hi];
+        // entries[lo].start <= a by construction of the index, so the partition point is at
+        // least 1.
+        let i = lo + bucket.partition_point(|e| e.start <= a) - 1;
+        let e = self.entries[i];
+        let below = if e.start.is_zero() {
             0
         } else {
-            a.common_prefix(first.pred()) + 1
+            a.common_prefix(e.start.pred()) + 1
         };
-        let above = match self.starts.get(i + 1) {
-            Some(&next) => a.common_prefix(next) + 1,
+        let above = match self.entries.get(i + 1) {
+            Some(next) => a.common_prefix(next.start) + 1,
             None => 0,
         };
-        (self.vals[i], below.max(above) as u8)
+        (e.val, below.max(above) as u8)
     }
 
     /// Number of ranges.
     pub(crate) fn len(&self) -> usize {
-        self.starts.len()
+        self.entries.len()
     }
 }
 
 impl<K> fmt::Debug for RangeTable<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RangeTable")
-            .field("ranges", &self.starts.len())
+            .field("ranges", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
