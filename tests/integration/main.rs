@@ -10,3 +10,5 @@ mod dns_reload;
 mod geo;
 mod geo_build;
 mod geo_props;
+mod probe;
+mod probe_detection;
