@@ -1,7 +1,7 @@
 //! The `meridian` command line. Parsing only; the work is in the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +60,29 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GeoipCommand {
+    /// Build a GeoLite2-City-shaped MaxMind DB from a CSV file (columns: network, country,
+    /// continent, eu, lat, lon, optional subdivision and city; see docs/geoip.md).
+    Build {
+        /// The CSV file.
+        #[arg(long)]
+        csv: PathBuf,
+        /// The database to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// `build_epoch` written in the metadata (seconds since 1970); fixed by default
+        /// (2026-01-01) so that builds are reproducible.
+        #[arg(long, default_value_t = meridian::geo::build::DEFAULT_BUILD_EPOCH)]
+        build_epoch: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +114,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Geoip {
+            command:
+                GeoipCommand::Build {
+                    csv,
+                    out,
+                    build_epoch,
+                },
+        } => geoip_build(&csv, &out, build_epoch),
         Command::Dns {
             zones,
             listen,
@@ -154,5 +185,27 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn geoip_build(csv: &Path, out: &Path, build_epoch: u64) -> ExitCode {
+    let opts = meridian::geo::build::BuildOptions {
+        build_epoch,
+        ..Default::default()
+    };
+    match meridian::geo::build::build_file(csv, out, &opts) {
+        Ok(s) => {
+            println!(
+                "wrote {}: {} networks, {} bytes",
+                out.display(),
+                s.networks,
+                s.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

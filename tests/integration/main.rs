@@ -7,5 +7,8 @@ mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;
+mod geo;
+mod geo_build;
+mod geo_props;
 mod probe;
 mod probe_detection;
