@@ -34,19 +34,26 @@ pub fn explain(req: &ExplainRequest) -> anyhow::Result<String> {
     let zone = set
         .find(&name)
         .ok_or_else(|| anyhow::anyhow!("{name} is in no zone of {}", req.zones.display()))?;
-    let service = zone.services.iter().position(|s| s.name == name).ok_or_else(|| {
-        let names: Vec<_> = zone.services.iter().map(|s| s.name.to_string()).collect();
-        anyhow::anyhow!(
-            "{name} is not a service of zone {} (services: {})",
-            zone.origin,
-            names.join(", ")
-        )
-    })?;
+    let service = zone
+        .services
+        .iter()
+        .position(|s| s.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = zone.services.iter().map(|s| s.name.to_string()).collect();
+            anyhow::anyhow!(
+                "{name} is not a service of zone {} (services: {})",
+                zone.origin,
+                names.join(", ")
+            )
+        })?;
     let (addr, prefix) = parse_client(&req.client)?;
     let mut cache = DatabaseCache::default();
     let locator = Locator::new(&zone.geoip, &mut cache)?;
     let mut health = vec![DcHealth::UP; zone.datacenters.len()];
-    for (list, state) in [(&req.down, DcState::Down), (&req.draining, DcState::Draining)] {
+    for (list, state) in [
+        (&req.down, DcState::Down),
+        (&req.draining, DcState::Draining),
+    ] {
         for d in list {
             let id = zone
                 .datacenter_id(d)
@@ -73,12 +80,7 @@ pub fn explain(req: &ExplainRequest) -> anyhow::Result<String> {
 
     let mut o = String::new();
     let _ = writeln!(o, "query      {name} from {addr}/{prefix}");
-    let _ = writeln!(
-        o,
-        "zone       {} ({})",
-        zone.origin,
-        zone.file.display()
-    );
+    let _ = writeln!(o, "zone       {} ({})", zone.origin, zone.file.display());
     let _ = writeln!(
         o,
         "service    {} policy {} answers {} ttl {} failover_ttl {}",
@@ -110,7 +112,13 @@ pub fn explain(req: &ExplainRequest) -> anyhow::Result<String> {
     let states: Vec<String> = svc
         .datacenters
         .iter()
-        .map(|i| format!("{} {}", zone.datacenters[*i].name, health[*i].state.as_str()))
+        .map(|i| {
+            format!(
+                "{} {}",
+                zone.datacenters[*i].name,
+                health[*i].state.as_str()
+            )
+        })
         .collect();
     let _ = writeln!(o, "health     {}", states.join(", "));
     for (i, s) in trace.steps.iter().enumerate() {

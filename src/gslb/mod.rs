@@ -34,7 +34,11 @@ pub struct GeoSteering {
 impl GeoSteering {
     /// Steering for a zone.
     pub fn new(zone: Arc<Zone>, locator: Arc<Locator>, health: Arc<ZoneHealth>) -> Self {
-        let all_down = zone.services.iter().map(|_| AtomicBool::new(false)).collect();
+        let all_down = zone
+            .services
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         GeoSteering {
             plan: ZonePlan::new(zone),
             locator,
@@ -102,7 +106,10 @@ impl ZoneSteering for GeoSteering {
 }
 
 /// Builds locators for a zone set, sharing databases between zones.
-pub fn locators(set: &ZoneSet, cache: &mut DatabaseCache) -> Result<Vec<Arc<Locator>>, ConfigError> {
+pub fn locators(
+    set: &ZoneSet,
+    cache: &mut DatabaseCache,
+) -> Result<Vec<Arc<Locator>>, ConfigError> {
     let mut out = Vec::new();
     let mut diagnostics = Vec::new();
     for z in set.zones() {
@@ -135,7 +142,9 @@ pub fn locators(set: &ZoneSet, cache: &mut DatabaseCache) -> Result<Vec<Arc<Loca
 pub fn steering_factory(board: HealthBoard) -> SteeringFactory {
     let cache = Arc::new(std::sync::Mutex::new(DatabaseCache::default()));
     Arc::new(move |set: &ZoneSet| {
-        let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let locs = locators(set, &mut cache)?;
         let health = board.attach(set);
         Ok(set
