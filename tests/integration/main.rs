@@ -12,3 +12,5 @@ mod geo_build;
 mod geo_props;
 mod probe;
 mod probe_detection;
+mod steering;
+mod steering_props;
