@@ -185,6 +185,9 @@ impl Record<'_> {
 struct Collected {
     v4: Vec<(u128, u128, u32)>,
     v6: Vec<(u128, u128, u32)>,
+    /// IPv4 networks written only under `::ffff:0:0/96` (some third-party writers do that);
+    /// used as the IPv4 table when the tree has no IPv4 data of its own.
+    mapped4: Vec<(u128, u128, u32)>,
     networks: usize,
 }
 
@@ -307,6 +310,7 @@ fn collect<S: AsRef<[u8]>>(
     let mut c = Collected {
         v4: Vec::new(),
         v6: Vec::new(),
+        mapped4: Vec::new(),
         networks: 0,
     };
     let networks = reader
@@ -345,6 +349,9 @@ fn collect<S: AsRef<[u8]>>(
             add_network(&mut c, net.ip(), net.prefix(), val);
         }
     }
+    if c.v4.is_empty() {
+        c.v4 = std::mem::take(&mut c.mapped4);
+    }
     Ok(c)
 }
 
@@ -354,7 +361,8 @@ fn missing() -> maxminddb::MaxMindDbError {
 
 /// Files a network in the IPv4 or IPv6 list. An IPv6 network inside `::/96` is IPv4 space of
 /// the tree; one that contains `::/96` (a database without an IPv4 subtree) also answers for
-/// all of IPv4, as the reader's own IPv4 lookups would.
+/// all of IPv4, as the reader's own IPv4 lookups would; one inside `::ffff:0:0/96` is kept
+/// aside in case the tree keeps its IPv4 data only there.
 fn add_network(c: &mut Collected, ip: IpAddr, prefix: u8, val: u32) {
     match ip {
         IpAddr::V4(a) => {
@@ -367,6 +375,10 @@ fn add_network(c: &mut Collected, ip: IpAddr, prefix: u8, val: u32) {
                 let (f, l) = net_bounds(32, x & 0xffff_ffff, prefix - 96);
                 c.v4.push((f, l, val));
                 return;
+            }
+            if x >> 32 == 0xffff && prefix >= 96 {
+                let (f, l) = net_bounds(32, x & 0xffff_ffff, prefix - 96);
+                c.mapped4.push((f, l, val));
             }
             let (f, l) = net_bounds(128, x, prefix);
             if f == 0 && prefix <= 96 {
@@ -502,6 +514,27 @@ mod tests {
             d.v4.find(u32::from(std::net::Ipv4Addr::new(10, 0, 1, 9))),
             (0, 23)
         );
+    }
+
+    #[test]
+    fn networks_are_filed_by_where_the_tree_keeps_ipv4() {
+        let mut c = Collected {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            mapped4: Vec::new(),
+            networks: 0,
+        };
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        add_network(&mut c, v6("::10.0.0.0"), 104, 1);
+        add_network(&mut c, v6("::ffff:10.0.0.0"), 104, 2);
+        add_network(&mut c, v6("::"), 64, 3);
+        add_network(&mut c, v6("2001:db8::"), 32, 4);
+        assert_eq!(
+            c.v4,
+            vec![(0x0a00_0000, 0x0aff_ffff, 1), (0, 0xffff_ffff, 3)]
+        );
+        assert_eq!(c.mapped4, vec![(0x0a00_0000, 0x0aff_ffff, 2)]);
+        assert_eq!(c.v6.len(), 3);
     }
 
     #[test]
