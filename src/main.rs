@@ -36,6 +36,24 @@ enum Command {
         #[arg(long, default_value = "text")]
         log_format: LogFormat,
     },
+    /// Show how a client's query for a service is steered, step by step.
+    Explain {
+        /// Directory of zone files (or one zone file).
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// The service's name, e.g. www.example.com.
+        #[arg(long)]
+        name: String,
+        /// The client: an address, or a subnet as EDNS Client Subnet carries it.
+        #[arg(long)]
+        client: String,
+        /// Treat this datacenter as down (repeatable).
+        #[arg(long)]
+        down: Vec<String>,
+        /// Treat this datacenter as draining (repeatable).
+        #[arg(long)]
+        draining: Vec<String>,
+    },
     /// Validate zone files (and site files) and print a summary; non-zero exit on errors.
     Check {
         /// Files or directories of `*.toml` files.
@@ -71,6 +89,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths } => check(&paths),
+        Command::Explain {
+            zones,
+            name,
+            client,
+            down,
+            draining,
+        } => {
+            let req = meridian::gslb::ExplainRequest {
+                zones,
+                name,
+                client,
+                down,
+                draining,
+            };
+            match meridian::gslb::explain(&req) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Geoip {
             command:
                 GeoipCommand::Build {
@@ -92,10 +135,7 @@ fn main() -> ExitCode {
                 listen,
                 udp_workers: workers,
             };
-            run_async(meridian::app::dns::run(
-                args,
-                meridian::dns::first_datacenter_steering(),
-            ))
+            run_async(meridian::app::dns::run(args))
         }
     }
 }

@@ -24,7 +24,9 @@ pub use catalog::Catalog;
 pub use metrics::DnsMetrics;
 pub use query::Ecs;
 pub use respond::DEFAULT_MAX_UDP_PAYLOAD;
-pub use server::{DnsOptions, DnsServer, SteeringFactory, Zones, first_datacenter_steering};
+pub use server::{
+    DnsOptions, DnsServer, Loaded, SteeringFactory, Zones, first_datacenter_steering,
+};
 pub use steer::{Client, FirstDatacenter, MAX_ANSWER_DCS, Steered, ZoneSteering};
 
 /// Checks that a CAA value can be served (used by zone validation, which must not see hickory
