@@ -15,8 +15,6 @@ use std::collections::hash_map::Entry;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use maxminddb::{Reader, WithinOptions};
 use serde::Deserialize;
@@ -185,6 +183,9 @@ impl Record<'_> {
 struct Collected {
     v4: Vec<(u128, u128, u32)>,
     v6: Vec<(u128, u128, u32)>,
+    /// IPv4 networks written only under `::ffff:0:0/96` (some third-party writers do that);
+    /// used as the IPv4 table when the tree has no IPv4 data of its own.
+    mapped4: Vec<(u128, u128, u32)>,
     networks: usize,
 }
 
@@ -307,6 +308,7 @@ fn collect<S: AsRef<[u8]>>(
     let mut c = Collected {
         v4: Vec::new(),
         v6: Vec::new(),
+        mapped4: Vec::new(),
         networks: 0,
     };
     let networks = reader
@@ -345,6 +347,9 @@ fn collect<S: AsRef<[u8]>>(
             add_network(&mut c, net.ip(), net.prefix(), val);
         }
     }
+    if c.v4.is_empty() {
+        c.v4 = std::mem::take(&mut c.mapped4);
+    }
     Ok(c)
 }
 
@@ -354,7 +359,8 @@ fn missing() -> maxminddb::MaxMindDbError {
 
 /// Files a network in the IPv4 or IPv6 list. An IPv6 network inside `::/96` is IPv4 space of
 /// the tree; one that contains `::/96` (a database without an IPv4 subtree) also answers for
-/// all of IPv4, as the reader's own IPv4 lookups would.
+/// all of IPv4, as the reader's own IPv4 lookups would; one inside `::ffff:0:0/96` is kept
+/// aside in case the tree keeps its IPv4 data only there.
 fn add_network(c: &mut Collected, ip: IpAddr, prefix: u8, val: u32) {
     match ip {
         IpAddr::V4(a) => {
@@ -368,64 +374,16 @@ fn add_network(c: &mut Collected, ip: IpAddr, prefix: u8, val: u32) {
                 c.v4.push((f, l, val));
                 return;
             }
+            if x >> 32 == 0xffff && prefix >= 96 {
+                let (f, l) = net_bounds(32, x & 0xffff_ffff, prefix - 96);
+                c.mapped4.push((f, l, val));
+            }
             let (f, l) = net_bounds(128, x, prefix);
             if f == 0 && prefix <= 96 {
                 c.v4.push((0, u128::from(u32::MAX), val));
             }
             c.v6.push((f, l, val));
         }
-    }
-}
-
-/// Databases loaded once and shared between zones, keyed by path.
-///
-/// An entry is reused while the file's size and modification time are unchanged, so a zone
-/// reload that names the same file does not compile it again, and one after the file was
-/// replaced does.
-#[derive(Debug, Default)]
-pub struct DatabaseCache {
-    entries: HashMap<PathBuf, (Option<SystemTime>, u64, Arc<GeoDatabase>)>,
-}
-
-impl DatabaseCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The compiled database at `path`, loading it when it is new or changed on disk.
-    pub fn get(&mut self, path: &Path) -> Result<Arc<GeoDatabase>, GeoError> {
-        let key = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let meta = fs::metadata(&key).map_err(|source| GeoError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let stamp = (meta.modified().ok(), meta.len());
-        if let Some((m, len, db)) = self.entries.get(&key)
-            && (*m, *len) == stamp
-        {
-            return Ok(Arc::clone(db));
-        }
-        let db = Arc::new(GeoDatabase::open(path)?);
-        self.entries
-            .insert(key, (stamp.0, stamp.1, Arc::clone(&db)));
-        Ok(db)
-    }
-
-    /// Drops databases no zone holds any more.
-    pub fn prune(&mut self) {
-        self.entries
-            .retain(|_, (_, _, db)| Arc::strong_count(db) > 1);
-    }
-
-    /// Number of databases held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when no database is held.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -502,6 +460,27 @@ mod tests {
             d.v4.find(u32::from(std::net::Ipv4Addr::new(10, 0, 1, 9))),
             (0, 23)
         );
+    }
+
+    #[test]
+    fn networks_are_filed_by_where_the_tree_keeps_ipv4() {
+        let mut c = Collected {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            mapped4: Vec::new(),
+            networks: 0,
+        };
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        add_network(&mut c, v6("::10.0.0.0"), 104, 1);
+        add_network(&mut c, v6("::ffff:10.0.0.0"), 104, 2);
+        add_network(&mut c, v6("::"), 64, 3);
+        add_network(&mut c, v6("2001:db8::"), 32, 4);
+        assert_eq!(
+            c.v4,
+            vec![(0x0a00_0000, 0x0aff_ffff, 1), (0, 0xffff_ffff, 3)]
+        );
+        assert_eq!(c.mapped4, vec![(0x0a00_0000, 0x0aff_ffff, 2)]);
+        assert_eq!(c.v6.len(), 3);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::GeoError;
-use super::database::{DatabaseCache, Embedded, GeoDatabase};
+use super::cache::DatabaseCache;
+use super::database::{Embedded, GeoDatabase};
 use super::location::{Hit, Interner, LocId, Location, Origin};
 use super::ranges::{NONE, Partition, RangeTable};
 use crate::config::zone::model::{GeoipConfig, NetTarget};

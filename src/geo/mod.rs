@@ -17,6 +17,7 @@
 //! the MaxMind DB writer in [`mmdb`].
 
 pub mod build;
+mod cache;
 mod database;
 mod location;
 mod locator;
@@ -25,7 +26,8 @@ mod ranges;
 
 use std::path::PathBuf;
 
-pub use database::{DatabaseCache, GeoDatabase};
+pub use cache::DatabaseCache;
+pub use database::GeoDatabase;
 pub use location::{Hit, LocId, Location, Origin};
 pub use locator::Locator;
 

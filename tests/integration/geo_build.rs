@@ -140,3 +140,55 @@ fn the_command_line_builds_and_reports_bad_rows() {
         "{err}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    /// Random disjoint networks with random places read back field for field.
+    #[test]
+    fn random_rows_read_back_identically(
+        raw in proptest::collection::vec(
+            (proptest::prelude::any::<u128>(), 8u8..=32, proptest::prelude::any::<bool>(),
+             0usize..4, -90.0f64..90.0, -180.0f64..180.0, proptest::prelude::any::<bool>()),
+            1..40)
+    ) {
+        let places = [("DE", "EU", Some("BY")), ("US", "NA", Some("CA")), ("JP", "AS", None), ("BR", "SA", None)];
+        let mut text = String::from("network,country,continent,eu,lat,lon,subdivision,city\n");
+        let mut taken: Vec<IpNet> = Vec::new();
+        for (bits, len, v6, place, lat, lon, city) in raw {
+            let net: IpNet = if v6 {
+                // 2400::/6 .. : clear of the IPv4 alias ranges.
+                let a = (0x24u128 << 120) | (bits >> 8);
+                IpNet::new(std::net::Ipv6Addr::from(a).into(), len + 16).unwrap().trunc()
+            } else {
+                IpNet::new(std::net::Ipv4Addr::from(bits as u32).into(), len).unwrap().trunc()
+            };
+            if taken.iter().any(|t| t.contains(&net) || net.contains(t)) {
+                continue;
+            }
+            taken.push(net);
+            let (cc, cont, sub) = places[place];
+            text.push_str(&format!(
+                "{net},{cc},{cont},,{lat},{lon},{},{}\n",
+                sub.unwrap_or(""),
+                if city { "Zürich, \"Old Town\"" } else { "" }
+            ).replace("Zürich, \"Old Town\"", "\"Zürich, \"\"Old Town\"\"\""));
+        }
+        let rows = parse_csv(Path::new("r.csv"), text.as_bytes()).unwrap();
+        let bytes = build_bytes(&rows, &BuildOptions::default()).unwrap();
+        let reader = maxminddb::Reader::from_source(bytes).unwrap();
+        for (_, row) in &rows {
+            for a in hosts(row.network) {
+                let res = reader.lookup(a).unwrap();
+                proptest::prop_assert_eq!(res.network().unwrap().prefix(), row.network.prefix_len());
+                let c: geoip2::City<'_> = res.decode().unwrap().unwrap();
+                proptest::prop_assert_eq!(c.country.iso_code, row.country.as_deref());
+                proptest::prop_assert_eq!(c.continent.code, row.continent.as_deref());
+                proptest::prop_assert_eq!(c.country.is_in_european_union.unwrap_or(false), row.eu);
+                proptest::prop_assert_eq!(c.location.latitude.zip(c.location.longitude), row.point);
+                proptest::prop_assert_eq!(c.subdivisions.first().and_then(|s| s.iso_code), row.subdivision.as_deref());
+                proptest::prop_assert_eq!(c.city.names.english, row.city.as_deref());
+            }
+        }
+    }
+}

@@ -307,3 +307,49 @@ proptest! {
         }
     }
 }
+
+fn truncate(a: IpAddr, p: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => {
+            let m = if p == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(p.min(32)))
+            };
+            IpAddr::V4(Ipv4Addr::from(u32::from(v) & m))
+        }
+        IpAddr::V6(v) => {
+            let m = if p == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(p.min(128)))
+            };
+            IpAddr::V6(Ipv6Addr::from(u128::from(v) & m))
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// An ECS subnet is located as its truncated address, except an embedded IPv4 form whose
+    /// known bits do not decide the place: that gets the default, scoped to at least the
+    /// source prefix.
+    #[test]
+    fn subnets_are_located_as_their_truncated_address(
+        which in 0usize..6, kind in 0u8..6, pick in any::<usize>(), noise in any::<u128>(),
+        p in any::<u8>()
+    ) {
+        let f = &FIXTURES[which];
+        let a = address(f, kind, pick, noise);
+        let p = if a.is_ipv4() { p % 33 } else { p % 129 };
+        let t = truncate(a, p);
+        let sub = f.locator.locate_subnet(a, p);
+        let full = f.locator.locate(t);
+        if sub != full {
+            prop_assert_ne!(lookup_address(t), t, "only embedded forms differ: {}/{}", a, p);
+            prop_assert_eq!(sub.loc, f.locator.default_location());
+            prop_assert!(sub.scope >= p && sub.scope >= full.scope.min(p));
+        }
+    }
+}
