@@ -7,6 +7,7 @@ mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;
+mod explain;
 mod geo;
 mod geo_build;
 mod geo_props;

@@ -41,7 +41,8 @@ async fn world(extra: &str) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("example.com.toml"), zone).expect("write");
     let board = HealthBoard::new(&prometheus::Registry::new()).expect("board");
-    let dns = TestDns::start_with(dir.path(), meridian::gslb::steering_factory(board.clone())).await;
+    let dns =
+        TestDns::start_with(dir.path(), meridian::gslb::steering_factory(board.clone())).await;
     board.first_round().await;
     World {
         dns,
@@ -88,13 +89,19 @@ async fn clients_in_gb_us_and_jp_get_their_regions() {
 async fn an_eu_client_stays_in_the_eu_when_every_eu_datacenter_is_down() {
     let w = world("").await;
     let sweden = "89.160.20.0/24";
-    assert_eq!(answer_strings(&ask(&w, "www.example.com.", sweden).await), [EU_WEST]);
+    assert_eq!(
+        answer_strings(&ask(&w, "www.example.com.", sweden).await),
+        [EU_WEST]
+    );
     w.board
         .set_admin(&origin(), "eu-west", Some(DcState::Down))
         .expect("admin");
     let m = ask(&w, "www.example.com.", sweden).await;
     assert_eq!(answer_strings(&m), [EU_WEST], "fail open inside the fence");
-    assert_eq!(m.answers[0].ttl, 10, "the short failover TTL while failing open");
+    assert_eq!(
+        m.answers[0].ttl, 10,
+        "the short failover TTL while failing open"
+    );
     // A client outside the EU moves away from the down datacenter.
     let m = ask(&w, "www.example.com.", "81.2.69.0/24").await;
     assert_eq!(answer_strings(&m), [US_EAST], "GB is not under the EU rule");
@@ -105,14 +112,20 @@ async fn an_eu_client_stays_in_the_eu_when_every_eu_datacenter_is_down() {
 async fn a_stopped_site_moves_answers_away_and_back() {
     let mut w = world("").await;
     let gb = "81.2.69.0/24";
-    assert_eq!(answer_strings(&ask(&w, "www.example.com.", gb).await), [EU_WEST]);
+    assert_eq!(
+        answer_strings(&ask(&w, "www.example.com.", gb).await),
+        [EU_WEST]
+    );
     w._sites[0].stop().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         if answer_strings(&ask(&w, "www.example.com.", gb).await) == [US_EAST] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never moved off eu-west");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never moved off eu-west"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     w._sites[0].restart().await;
@@ -120,7 +133,10 @@ async fn a_stopped_site_moves_answers_away_and_back() {
         if answer_strings(&ask(&w, "www.example.com.", gb).await) == [EU_WEST] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never came back to eu-west");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never came back to eu-west"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     w.dns.stop().await;
@@ -143,9 +159,16 @@ async fn all_down_fails_open_or_answers_nodata() {
             .expect("admin");
     }
     let m = ask(&w, "api.example.com.", "216.160.83.0/24").await;
-    assert_eq!(answer_strings(&m), [US_EAST], "fail-open answers as if all were up");
+    assert_eq!(
+        answer_strings(&m),
+        [US_EAST],
+        "fail-open answers as if all were up"
+    );
     let m = ask(&w, "strict.example.com.", "216.160.83.0/24").await;
-    assert_eq!(m.metadata.response_code, hickory_proto::op::ResponseCode::NoError);
+    assert_eq!(
+        m.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
     assert!(m.answers.is_empty(), "nodata");
     assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
     // Lifting the override hands eu-west back to its (passing) check.
@@ -161,14 +184,23 @@ async fn all_down_fails_open_or_answers_nodata() {
 async fn ecs_scope_blocks_answer_alike_over_the_wire() {
     let w = world("").await;
     // Probe several clients; for each, an address elsewhere in its scope block gets the same.
-    for subnet in ["81.2.69.0/24", "10.1.2.0/24", "216.160.83.0/24", "175.16.199.0/24"] {
+    for subnet in [
+        "81.2.69.0/24",
+        "10.1.2.0/24",
+        "216.160.83.0/24",
+        "175.16.199.0/24",
+    ] {
         let m = ask(&w, "www.example.com.", subnet).await;
         let (_, scope, addr) = reply_ecs(&m).expect("ECS");
         let IpAddr::V4(a) = addr else { unreachable!() };
         let span = if scope >= 32 { 0 } else { u32::MAX >> scope };
         let other = std::net::Ipv4Addr::from((u32::from(a) & !span) | (span & 0x00ab_cd00));
         let m2 = ask(&w, "www.example.com.", &format!("{other}/24")).await;
-        assert_eq!(answer_strings(&m), answer_strings(&m2), "{subnet} vs {other} (scope /{scope})");
+        assert_eq!(
+            answer_strings(&m),
+            answer_strings(&m2),
+            "{subnet} vs {other} (scope /{scope})"
+        );
     }
     w.dns.stop().await;
 }

@@ -89,21 +89,30 @@ fn arb_v4() -> impl Strategy<Value = Ipv4Addr> {
     ]
 }
 
-fn same_answer_inside_scope(service: usize, addr: IpAddr, prefix: u8, noise: u128) -> Result<(), TestCaseError> {
+fn same_answer_inside_scope(
+    service: usize,
+    addr: IpAddr,
+    prefix: u8,
+    noise: u128,
+) -> Result<(), TestCaseError> {
     let s = steering();
     let d = s.decide(service, addr, prefix);
     let scope = d.scope;
     // Another address in the scope block (and at least as specific as the client gave).
     let other = match addr {
         IpAddr::V4(a) => {
-            let keep = u32::MAX.checked_shl(32 - u32::from(scope.min(32))).unwrap_or(0);
+            let keep = u32::MAX
+                .checked_shl(32 - u32::from(scope.min(32)))
+                .unwrap_or(0);
             let v = (u32::from(a) & keep) | (noise as u32 & !keep);
             let p = prefix.max(scope).min(32);
             let mask = u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(v & mask))
         }
         IpAddr::V6(a) => {
-            let keep = u128::MAX.checked_shl(128 - u32::from(scope.min(128))).unwrap_or(0);
+            let keep = u128::MAX
+                .checked_shl(128 - u32::from(scope.min(128)))
+                .unwrap_or(0);
             let v = (u128::from(a) & keep) | (noise & !keep);
             let p = prefix.max(scope).min(128);
             let mask = u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0);
@@ -116,7 +125,12 @@ fn same_answer_inside_scope(service: usize, addr: IpAddr, prefix: u8, noise: u12
         d.dcs.as_slice(),
         d2.dcs.as_slice(),
         "service {} client {}/{} scope /{} vs {}/{}",
-        service, addr, prefix, scope, other, p2
+        service,
+        addr,
+        prefix,
+        scope,
+        other,
+        p2
     );
     Ok(())
 }
@@ -150,8 +164,16 @@ fn failover_scope_is_zero_and_nested_overrides_narrow_the_scope() {
     let outside = s.decide(2, "11.9.8.0".parse().expect("ip"), 24);
     assert_ne!(inside.dcs.as_slice(), outside.dcs.as_slice());
     assert_eq!(inside.scope, 8, "the override's network decides");
-    assert!(outside.scope >= 8, "scope /{} would reach into 10/8", outside.scope);
+    assert!(
+        outside.scope >= 8,
+        "scope /{} would reach into 10/8",
+        outside.scope
+    );
     // 81.2.69.0/25 is the database's GB /24 minus the /25 override: scope must exclude it.
     let d = s.decide(0, "81.2.69.0".parse().expect("ip"), 24);
-    assert!(d.scope >= 25, "scope /{} would cover the nested override", d.scope);
+    assert!(
+        d.scope >= 25,
+        "scope /{} would cover the nested override",
+        d.scope
+    );
 }
