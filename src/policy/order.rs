@@ -260,6 +260,12 @@ pub(crate) fn hash_key(addr: IpAddr, prefix: u8) -> u64 {
     }
 }
 
+/// A number in [0, 1) from a hash, well mixed.
+pub(crate) fn unit(h: u64) -> f64 {
+    let mut s = h;
+    (splitmix(&mut s) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Weighted rendezvous (highest random weight) hashing: each datacenter scores
 /// `-w / ln(u)` with `u` uniform from hash(key, datacenter). When one fails, only its clients
 /// move, and they spread over the others in proportion to weight.

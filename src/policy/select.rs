@@ -213,16 +213,28 @@ pub fn select_traced<T: Trace>(
     let mut ordered = allowed;
     let why = order::order_why(plan, svc, client, draw, &mut ordered);
     t.step("order", &ordered.as_slice(), || why.to_string());
+    let shedding = shed(plan, svc, client, health, &mut ordered);
+    if shedding {
+        t.step("spill-over", &ordered.as_slice(), || {
+            "overloaded datacenters keep a share of clients (by client subnet); \
+             the rest go to their next choice"
+                .into()
+        });
+    }
     ordered.truncate(svc.answers);
     let changing = ordered
         .iter()
         .any(|d| health.get(d).is_some_and(|h| h.changing));
-    let ttl = if changing || all_down {
+    let ttl = if changing || all_down || shedding {
         svc.failover_ttl
     } else {
         svc.ttl
     };
-    let scope = scope(plan, svc, client, fence.is_some());
+    let mut scope = scope(plan, svc, client, fence.is_some());
+    if shedding {
+        // Who stays depends on the hashed client prefix.
+        scope = scope.max(hash_prefix(svc, client.addr));
+    }
     t.step("answers", &ordered.as_slice(), || {
         format!("answers = {}; TTL {ttl}; ECS scope /{scope}", svc.answers)
     });
@@ -250,6 +262,45 @@ fn scope(plan: &ZonePlan, svc: &Service, client: &ClientView<'_>, fenced_or_rule
     }
     s
 }
+
+/// Load-aware spill-over: a datacenter whose reported load is above its `shed_at` keeps a share
+/// of clients (`shed_keep`, else `shed_at / load`, so its load comes back to the threshold); for
+/// the other clients it moves to the end of their order, so each goes to its own next choice.
+/// Which clients stay is a hash of the client's prefix: stable per subnet, so resolvers' caches
+/// agree. Returns whether any datacenter in the list is shedding.
+fn shed(
+    plan: &ZonePlan,
+    svc: &Service,
+    client: &ClientView<'_>,
+    health: &[DcHealth],
+    list: &mut DcList,
+) -> bool {
+    let mut any = false;
+    let mut moved = DcList::default();
+    let key = order::hash_key(client.addr, hash_prefix(svc, client.addr));
+    list.retain(|d| {
+        let (Some(cfg), Some(h)) = (plan.zone.datacenters[d].shed, health.get(d)) else {
+            return true;
+        };
+        let load = f64::from(h.load);
+        if load <= cfg.at || load <= 0.0 {
+            return true;
+        }
+        any = true;
+        let keep = cfg.keep.unwrap_or(cfg.at / load).clamp(0.0, 1.0);
+        let stays = order::unit(key ^ plan.dc_seed[d] ^ SHED_SALT) < keep;
+        if !stays {
+            moved.push(d);
+        }
+        stays
+    });
+    for d in moved.iter() {
+        list.push(d);
+    }
+    any
+}
+
+const SHED_SALT: u64 = 0x5348_4544_5348_4544;
 
 pub(crate) fn hash_prefix(svc: &Service, addr: IpAddr) -> u8 {
     match addr {

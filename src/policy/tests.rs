@@ -19,9 +19,12 @@ soa = { mname = "ns1.example.com.", rname = "hostmaster.example.com." }
 [datacenters.dublin]
 location = { lat = 53.35, lon = -6.26 }
 addresses = ["192.0.2.1"]
+shed_at = 0.8
+shed_keep = 0.6
 [datacenters.frankfurt]
 location = { lat = 50.11, lon = 8.68 }
 addresses = ["192.0.2.2"]
+shed_at = 0.5
 [datacenters.virginia]
 location = { lat = 38.95, lon = -77.45 }
 addresses = ["192.0.2.3"]
@@ -345,4 +348,105 @@ fn explain_records_every_step() {
         e.steps[2]
     );
     assert!(d.dcs.iter().all(|x| x == dublin || x == frankfurt));
+}
+
+/// Clients over the Atlantic and western Europe, outside every fence, nearest to Dublin.
+fn dublin_clients(p: &ZonePlan, s: usize, n: u32) -> Vec<ClientView<'static>> {
+    let up = vec![DcHealth::UP; 6];
+    (0..n)
+        .map(|i| {
+            let lat = 40.0 + f64::from(i % 200) * 0.1;
+            let lon = -40.0 + f64::from((i * 7919) % 400) * 0.1;
+            ClientView {
+                addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i << 8))),
+                prefix: 24,
+                country: Some("GB"),
+                continent: Some("EU"),
+                subdivision: None,
+                eu: false,
+                point: Some(GeoPoint { lat, lon }),
+                direct: &[],
+                scope: 24,
+            }
+        })
+        .filter(|v| select(p, s, v, &up, 0).dcs.iter().next() == Some(id(p, "dublin")))
+        .collect()
+}
+
+#[test]
+fn spill_over_keeps_the_configured_share_and_spreads_the_rest() {
+    let p = plan();
+    let s = svc(p, "geo");
+    let dublin = id(p, "dublin");
+    let clients = dublin_clients(p, s, 40_000);
+    assert!(clients.len() > 5_000, "{}", clients.len());
+    let mut health = vec![DcHealth::UP; 6];
+    health[dublin].load = 1.6;
+    let mut stayed = 0usize;
+    let mut moved_to: HashMap<DcId, usize> = HashMap::new();
+    for v in &clients {
+        let d = select(p, s, v, &health, 0);
+        let first = d.dcs.iter().next().expect("answer");
+        if first == dublin {
+            stayed += 1;
+        } else {
+            *moved_to.entry(first).or_default() += 1;
+        }
+        assert_eq!(
+            d.ttl, p.zone.services[s].failover_ttl,
+            "short TTL while shedding"
+        );
+        assert!(d.scope >= 24, "scope covers the hashed prefix");
+        // Deterministic per client subnet.
+        assert_eq!(d, select(p, s, v, &health, 99));
+    }
+    let share = stayed as f64 / clients.len() as f64;
+    assert!((share - 0.6).abs() <= 0.03, "kept {share}, configured 0.6");
+    assert!(
+        moved_to.len() > 1,
+        "moved clients all went to one place: {moved_to:?}"
+    );
+}
+
+#[test]
+fn spill_over_without_keep_brings_load_back_to_the_threshold() {
+    let p = plan();
+    let s = svc(p, "geo");
+    let frankfurt = id(p, "frankfurt");
+    let up = vec![DcHealth::UP; 6];
+    let clients: Vec<ClientView<'static>> = (0..20_000u32)
+        .map(|i| ClientView {
+            addr: IpAddr::V4(Ipv4Addr::from(0x0b00_0000 | (i << 8))),
+            prefix: 24,
+            country: Some("NO"),
+            continent: Some("EU"),
+            subdivision: None,
+            eu: false,
+            point: Some(GeoPoint {
+                lat: 48.0 + f64::from(i % 40) * 0.1,
+                lon: 8.0 + f64::from((i * 31) % 70) * 0.1,
+            }),
+            direct: &[],
+            scope: 24,
+        })
+        .filter(|v| select(p, s, v, &up, 0).dcs.iter().next() == Some(frankfurt))
+        .collect();
+    let mut health = up.clone();
+    health[frankfurt].load = 1.0;
+    let stayed = clients
+        .iter()
+        .filter(|v| select(p, s, v, &health, 0).dcs.iter().next() == Some(frankfurt))
+        .count();
+    let share = stayed as f64 / clients.len() as f64;
+    assert!(
+        (share - 0.5).abs() <= 0.03,
+        "kept {share}, want shed_at / load = 0.5"
+    );
+    // At or under the threshold nobody moves.
+    health[frankfurt].load = 0.5;
+    assert!(
+        clients
+            .iter()
+            .all(|v| select(p, s, v, &health, 0).dcs.iter().next() == Some(frankfurt))
+    );
 }
