@@ -47,6 +47,17 @@ pub fn answer_packet(
     respond::answer_udp(catalog, packet, source, max_udp, &mut out).map(|_| out)
 }
 
+/// [`answer_packet`] into a reused buffer (benchmarks): true when a reply was written.
+pub fn answer_into(
+    catalog: &Catalog,
+    packet: &[u8],
+    source: std::net::IpAddr,
+    max_udp: u16,
+    out: &mut Vec<u8>,
+) -> bool {
+    respond::answer_udp(catalog, packet, source, max_udp, out).is_some()
+}
+
 /// Like [`answer_packet`], but always through the general path (no fast path): for the
 /// differential test that keeps the two in agreement.
 pub fn answer_packet_general(
