@@ -16,7 +16,7 @@ use crate::config::zone::Zone;
 use crate::config::{ConfigError, Diagnostic, ZoneSet};
 use crate::dns::{Client, Steered, SteeringFactory, ZoneSteering};
 use crate::geo::{DatabaseCache, Locator};
-use crate::policy::{ClientView, Decision, ZonePlan, select};
+use crate::policy::{ClientView, Decision, OrderTable, ZonePlan, select, select_precomputed};
 use crate::probe::{HealthBoard, ZoneHealth};
 
 pub use explain::{ExplainRequest, explain};
@@ -27,6 +27,8 @@ pub struct GeoSteering {
     plan: ZonePlan,
     locator: Arc<Locator>,
     health: Arc<ZoneHealth>,
+    /// Per service: the policy's order for every location, when it depends on nothing else.
+    tables: Vec<Option<OrderTable>>,
     /// Per service: every candidate was down at the last query (for logging transitions once).
     all_down: Vec<AtomicBool>,
 }
@@ -39,12 +41,31 @@ impl GeoSteering {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let plan = ZonePlan::new(zone);
+        let tables = (0..plan.zone.services.len())
+            .map(|s| {
+                let views = locator
+                    .locations()
+                    .map(|(_, loc)| view(IpAddr::from([0, 0, 0, 0]), 0, loc, 0));
+                OrderTable::build(&plan, s, views)
+            })
+            .collect();
         GeoSteering {
-            plan: ZonePlan::new(zone),
+            plan,
             locator,
             health,
+            tables,
             all_down,
         }
+    }
+
+    /// Locates `addr/prefix` and runs the policy engine without the per-location tables
+    /// (for the test that keeps the two in agreement).
+    pub fn decide_uncached(&self, service: usize, addr: IpAddr, prefix: u8, draw: u64) -> Decision {
+        let hit = self.locator.locate_subnet(addr, prefix);
+        let loc = self.locator.location(hit.loc);
+        let view = view(addr, prefix, loc, hit.scope);
+        select(&self.plan, service, &view, &self.health.load(), draw)
     }
 
     /// Locates `addr/prefix` and runs the policy engine.
@@ -53,7 +74,14 @@ impl GeoSteering {
         let loc = self.locator.location(hit.loc);
         let view = view(addr, prefix, loc, hit.scope);
         let health = self.health.load();
-        let d = select(&self.plan, service, &view, &health, rand::random());
+        let pre = self
+            .tables
+            .get(service)
+            .and_then(|t| t.as_ref()?.get(hit.loc.index()));
+        let d = match pre {
+            Some(pre) => select_precomputed(&self.plan, service, &view, &health, pre),
+            None => select(&self.plan, service, &view, &health, rand::random()),
+        };
         self.note_all_down(service, d.all_down);
         d
     }
