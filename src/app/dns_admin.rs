@@ -1,16 +1,33 @@
-//! The DNS side's admin listener: `/metrics` (Prometheus), `/status.json` (datacenters and
-//! their health), `/health`, and `POST /api/datacenters/ZONE/DC` to drain or force a datacenter
-//! (token-authenticated).
+//! The DNS side's admin listener:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `GET /status` | the status page: map, datacenter table, explain form (`?name=&client=`) |
+//! | `GET /status/live` | the page's map and table alone (the page refreshes with it) |
+//! | `GET /status.json` | every datacenter's health, place and share of recent answers |
+//! | `GET /explain.json?name=&client=` | the live decision for one client, step by step |
+//! | `GET /metrics` | Prometheus text exposition |
+//! | `GET /health` | `ok` while the process serves |
+//! | `POST /api/datacenters/ZONE/DC` | drain or force a datacenter (bearer token) |
+//!
+//! Reads are open: bind the listener to loopback or a management network. Writes need the
+//! token.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::{Method, StatusCode};
 use prometheus::Registry;
 use serde::Deserialize;
 
+use crate::app::status::{self, AnswerShares, ExplainForm, StatusView};
 use crate::config::Name;
+use crate::dns::Zones;
+use crate::geo::{DatabaseCache, Locator};
+use crate::gslb::{ExplainError, Explained, explain_in, find_service, parse_client};
 use crate::probe::{DcState, HealthBoard};
-use crate::telemetry::http::{AdminHandler, AdminRequest, AdminResponse, json, metrics, text};
+use crate::telemetry::http::{
+    AdminHandler, AdminRequest, AdminResponse, json, metrics, query_param, respond, text,
+};
 
 /// What the admin handlers need.
 #[derive(Debug, Clone)]
@@ -21,6 +38,12 @@ pub struct DnsAdmin {
     pub board: HealthBoard,
     /// Bearer token required by `/api/` calls; `None` refuses every call.
     pub token: Option<String>,
+    /// The zones being served.
+    pub zones: Arc<Zones>,
+    /// The compiled GeoIP databases (shared with the steering), for live explain.
+    pub geo: Arc<Mutex<DatabaseCache>>,
+    /// Answer shares over the last minute.
+    pub shares: Arc<AnswerShares>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,7 +59,13 @@ impl DnsAdmin {
         let me = Arc::new(self);
         Arc::new(move |req| {
             let me = me.clone();
-            Box::pin(async move { me.route(req) })
+            Box::pin(async move {
+                // Explaining may compile a GeoIP database replaced on disk: off the runtime.
+                let fallback = text(StatusCode::INTERNAL_SERVER_ERROR, "admin handler failed\n");
+                tokio::task::spawn_blocking(move || me.route(req))
+                    .await
+                    .unwrap_or(fallback)
+            })
         })
     }
 
@@ -44,10 +73,67 @@ impl DnsAdmin {
         match (&req.method, req.path.as_str()) {
             (&Method::GET, "/metrics") => metrics(&self.registry),
             (&Method::GET, "/health") => text(StatusCode::OK, "ok\n"),
-            (&Method::GET, "/status.json") => json(StatusCode::OK, &self.board.status()),
+            (&Method::GET, "/status.json") => json(StatusCode::OK, &self.view()),
+            (&Method::GET, "/status" | "/status/") => self.page(&req.query),
+            (&Method::GET, "/status/live") => respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                status::live_fragment(&self.view()),
+            ),
+            (&Method::GET, "/explain.json") => {
+                let name = query_param(&req.query, "name").unwrap_or_default();
+                let client = query_param(&req.query, "client").unwrap_or_default();
+                match self.explain(&name, &client) {
+                    Ok(x) => json(StatusCode::OK, &x),
+                    Err(e) => json(
+                        StatusCode::BAD_REQUEST,
+                        &serde_json::json!({ "error": e.to_string() }),
+                    ),
+                }
+            }
             (_, p) if p.starts_with("/api/") => self.api(&req),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+
+    /// The status of every datacenter now.
+    pub fn view(&self) -> StatusView {
+        StatusView::gather(
+            self.board.status(),
+            &self.zones.current(),
+            &self.shares.shares(),
+        )
+    }
+
+    fn page(&self, query: &str) -> AdminResponse {
+        let mut form = ExplainForm {
+            name: query_param(query, "name").unwrap_or_default(),
+            client: query_param(query, "client").unwrap_or_default(),
+            result: None,
+        };
+        if !form.client.is_empty() {
+            form.result = Some(
+                self.explain(&form.name, &form.client)
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        let html = status::page(&self.view(), &self.zones.current(), &form);
+        respond(StatusCode::OK, "text/html; charset=utf-8", html)
+    }
+
+    /// Explains the decision for `client` asking for `name`, against the zones being served
+    /// and the board's health now.
+    pub fn explain(&self, name: &str, client: &str) -> Result<Explained, ExplainError> {
+        let set = self.zones.current();
+        let (zone, service) = find_service(&set, name)?;
+        let client = parse_client(client)?;
+        let locator = {
+            let mut cache = self.geo.lock().unwrap_or_else(PoisonError::into_inner);
+            Locator::new(&zone.geoip, &mut cache)?
+        };
+        let names: Vec<&str> = zone.datacenters.iter().map(|d| d.name.as_str()).collect();
+        let health = self.view().health_of(zone.origin.as_str(), &names);
+        Ok(explain_in(&zone, service, &locator, &health, client))
     }
 
     fn authorized(&self, req: &AdminRequest) -> bool {

@@ -2,3 +2,4 @@
 
 pub mod dns;
 pub mod dns_admin;
+pub mod status;
