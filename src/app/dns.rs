@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::app::dns_admin::OpsMetrics;
 use crate::app::status::AnswerShares;
 use crate::config::Diagnostic;
 use crate::dns::{DnsMetrics, DnsOptions, DnsServer, Zones};
@@ -47,6 +48,11 @@ pub fn default_workers() -> usize {
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = DnsMetrics::new(&registry)?;
+    let ops = OpsMetrics::new(&registry)?;
+    for result in ["ok", "error"] {
+        // Both series exist from the start, so `increase(...{result="error"}[5m])` alerts work.
+        metrics.reloads.with_label_values(&[result]);
+    }
     let board = HealthBoard::new(&registry)?;
     let gslb_metrics = crate::gslb::GslbMetrics::new(&registry)?;
     let geo = Arc::new(std::sync::Mutex::new(crate::geo::DatabaseCache::default()));
@@ -75,6 +81,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     };
     let server = DnsServer::start(&zones, &options).await?;
     let set = zones.current();
+    ops.loaded(&set);
     for z in set.zones() {
         tracing::info!(zone = %z.origin, serial = z.soa.serial, file = %z.file.display(), "serving zone");
     }
@@ -109,6 +116,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
             _ = hup.recv() => match reload(&zones, &board).await {
                 Ok(set) => {
                     metrics.reloads.with_label_values(&["ok"]).inc();
+                    ops.loaded(&set);
                     tracing::info!(zones = set.zones().len(), "zones reloaded");
                     for z in set.zones() {
                         tracing::info!(zone = %z.origin, serial = z.soa.serial,
@@ -117,6 +125,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
                 }
                 Err(e) => {
                     metrics.reloads.with_label_values(&["error"]).inc();
+                    ops.rejected();
                     for d in &e.diagnostics {
                         log_diagnostic(d, "reload rejected; the old zones keep serving");
                     }

@@ -14,13 +14,14 @@
 //! token.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::{Method, StatusCode};
-use prometheus::Registry;
+use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
 
 use crate::app::status::{self, AnswerShares, ExplainForm, StatusView};
-use crate::config::Name;
+use crate::config::{Name, ZoneSet};
 use crate::dns::Zones;
 use crate::geo::{DatabaseCache, Locator};
 use crate::gslb::{ExplainError, Explained, explain_in, find_service, parse_client};
@@ -185,4 +186,76 @@ impl DnsAdmin {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Process-level metrics of `meridian dns` beyond the query path's: build, served zone
+/// serials, the outcome of the latest reload, and the process collector (CPU, memory, file
+/// descriptors, start time).
+#[derive(Debug, Clone)]
+pub struct OpsMetrics {
+    serial: IntGaugeVec,
+    last_ok: IntGauge,
+    last_ok_time: Gauge,
+}
+
+impl OpsMetrics {
+    /// Creates and registers the metrics.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "meridian_build_info",
+                "Always 1; the labels name the running version",
+            ),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let serial = IntGaugeVec::new(
+            Opts::new(
+                "meridian_dns_zone_serial",
+                "SOA serial of each zone being served (compare across servers)",
+            ),
+            &["zone"],
+        )?;
+        let last_ok = IntGauge::new(
+            "meridian_dns_config_last_reload_successful",
+            "1 when the latest zone load or reload succeeded, 0 when it was rejected",
+        )?;
+        let last_ok_time = Gauge::new(
+            "meridian_dns_config_last_reload_success_timestamp_seconds",
+            "Time of the latest successful zone load or reload (Unix seconds)",
+        )?;
+        registry.register(Box::new(build))?;
+        registry.register(Box::new(serial.clone()))?;
+        registry.register(Box::new(last_ok.clone()))?;
+        registry.register(Box::new(last_ok_time.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(OpsMetrics {
+            serial,
+            last_ok,
+            last_ok_time,
+        })
+    }
+
+    /// Records a zone set that is now served.
+    pub fn loaded(&self, set: &ZoneSet) {
+        self.serial.reset();
+        for z in set.zones() {
+            self.serial
+                .with_label_values(&[z.origin.as_str()])
+                .set(i64::from(z.soa.serial));
+        }
+        self.last_ok.set(1);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_ok_time.set(now.as_secs_f64());
+    }
+
+    /// Records a rejected reload (the old zones keep serving).
+    pub fn rejected(&self) {
+        self.last_ok.set(0);
+    }
 }

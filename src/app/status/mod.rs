@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(Colour::of(Up, false, 0.3, None), Colour::Green);
         assert_eq!(Colour::of(Up, true, 0.3, None), Colour::Amber);
         assert_eq!(Colour::of(Up, false, 0.9, Some(0.8)), Colour::Amber);
-        assert_eq!(Colour::of(Up, false, 0.8, Some(0.8)), Colour::Green);
+        assert_eq!(Colour::of(Up, false, 0.75, Some(0.8)), Colour::Green);
         assert_eq!(Colour::of(Up, false, 1.2, None), Colour::Amber);
         assert_eq!(Colour::of(Draining, false, 0.0, None), Colour::Amber);
         assert_eq!(Colour::of(Down, false, 0.0, None), Colour::Red);
