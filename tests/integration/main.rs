@@ -3,6 +3,7 @@
 mod support;
 
 mod config_files;
+mod dns_admin;
 mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
