@@ -8,6 +8,7 @@ mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;
+mod docs_keys;
 mod explain;
 mod geo;
 mod geo_build;
