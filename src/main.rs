@@ -24,18 +24,76 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run the site balancer: HTTP listeners over pools of backends, plus the admin listener.
+    Site {
+        /// The site file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths } => check(&paths),
+        Command::Site { config } => match site(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn site(path: &std::path::Path) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = meridian::config::site::load_site_file(path)?;
+    let rt = meridian::site::runtime(cfg.threads)?;
+    rt.block_on(meridian::site::run(cfg, meridian::site::shutdown_signal()))?;
+    Ok(())
+}
+
+/// A site file is a TOML file without a top-level `origin` key (zone files always have one).
+fn is_site_file(p: &std::path::Path) -> bool {
+    p.is_file()
+        && std::fs::read_to_string(p).is_ok_and(|t| meridian::config::site::is_site_text(&t))
+}
+
+fn check_site(p: &std::path::Path) -> bool {
+    match meridian::config::site::load_site_file(p) {
+        Ok(s) => {
+            let servers: usize = s.pools.iter().map(|p| p.servers.len()).sum();
+            println!(
+                "ok {}: site ({} listeners, {} pools, {} servers)",
+                p.display(),
+                s.listeners.len(),
+                s.pools.len(),
+                servers
+            );
+            true
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("error: {d}");
+            }
+            false
+        }
     }
 }
 
 fn check(paths: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for p in paths {
+        if is_site_file(p) {
+            failed |= !check_site(p);
+            continue;
+        }
         match meridian::config::load_zone_dir(p) {
             Ok(set) => {
                 for z in set.zones() {

@@ -1,0 +1,209 @@
+//! Accept loops, connection serving and graceful shutdown.
+//!
+//! Each connection task holds a receiver of the shutdown channel; on shutdown it asks hyper to
+//! finish the request in flight and close, and the site waits (up to the grace time) for the
+//! sender's `closed()`, which fires when the last connection task has ended.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::proxy::Proxy;
+use super::{Listeners, SiteError, SiteState, admin, checker};
+use crate::config::site::{ListenerConfig, SiteConfig};
+
+/// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
+/// the pools' selectors.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(250);
+
+pub(crate) async fn run(
+    cfg: SiteConfig,
+    state: Arc<SiteState>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SiteError> {
+    if listeners.http.len() != cfg.listeners.len() {
+        return Err(SiteError::Listeners(format!(
+            "{} listeners configured, {} given",
+            cfg.listeners.len(),
+            listeners.http.len()
+        )));
+    }
+    let mut background = JoinSet::new();
+    for pool in &state.pools {
+        if let Some(check) = &pool.cfg.check {
+            for i in 0..pool.backends.len() {
+                background.spawn(checker::run(Arc::clone(pool), i, check.clone()));
+            }
+        }
+        let pool = Arc::clone(pool);
+        background.spawn(async move {
+            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+            loop {
+                tick.tick().await;
+                pool.refresh();
+            }
+        });
+    }
+    if let Some(admin) = listeners.admin {
+        background.spawn(admin_loop(admin, Arc::clone(&state)));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accept = JoinSet::new();
+    for (l, lc) in listeners.http.into_iter().zip(&cfg.listeners) {
+        let proxy = Arc::new(Proxy {
+            pool: Arc::clone(&state.pools[lc.pool]),
+            ids: Arc::clone(&state.ids),
+            max_body: lc.max_body_bytes,
+        });
+        accept.spawn(accept_loop(l, lc.clone(), proxy, stop_rx.clone()));
+    }
+    drop(stop_rx);
+    tracing::info!(
+        listeners = cfg.listeners.len(),
+        pools = state.pools.len(),
+        "site serving"
+    );
+
+    shutdown.await;
+    state.draining.store(true, Ordering::Relaxed);
+    tracing::info!(delay = ?cfg.shutdown.delay, grace = ?cfg.shutdown.grace, "draining");
+    tokio::time::sleep(cfg.shutdown.delay).await;
+    let _ = stop_tx.send(true);
+    // Accept loops return at once; connection tasks finish their requests.
+    while accept.join_next().await.is_some() {}
+    if tokio::time::timeout(cfg.shutdown.grace, stop_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?cfg.shutdown.grace, "grace time over; closing remaining connections");
+    }
+    background.abort_all();
+    tracing::info!("site stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    l: TcpListener,
+    lc: ListenerConfig,
+    proxy: Arc<Proxy>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(lc.header_timeout)
+        .max_buf_size(lc.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(lc.max_header_bytes as u32);
+    if !lc.h2 {
+        builder = builder.http1_only();
+    }
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the connections we have.
+                    tracing::warn!(listener = %lc.bind, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let builder = Arc::clone(&builder);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let proxy = Arc::clone(&proxy);
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = stop.changed() => None,
+            };
+            let result = match done {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+            }
+            drop(stop);
+        });
+    }
+}
+
+async fn admin_loop(l: TcpListener, state: Arc<SiteState>) {
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(admin::handle(&state, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(client = %peer, error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C: the shutdown future `meridian site` passes to the site.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
