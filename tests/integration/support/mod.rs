@@ -1,0 +1,9 @@
+//! Test harness: loopback backends with scripted behaviour, a site runner, an HTTP client.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod backend;
+pub mod site;
+
+pub use backend::TestBackend;
+pub use site::{TestSite, get, poll_until, request};
