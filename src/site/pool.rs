@@ -159,7 +159,7 @@ impl Pool {
                     && !refused.contains(&i)
                     && !b.is_draining()
                     && b.has_capacity()
-                    && (sel.panic || (sel.usable[i] && self.live(b)))
+                    && (sel.panic || self.live(b))
             };
             let Some(i) = self.choose(&sel, hash, eligible) else {
                 return Err(self.why_none(&sel, exclude));
@@ -245,7 +245,7 @@ impl Pool {
         let full = self.backends.iter().enumerate().any(|(i, b)| {
             !exclude.contains(&i)
                 && !b.is_draining()
-                && (sel.panic || (sel.usable[i] && self.live(b)))
+                && (sel.panic || self.live(b))
                 && !b.has_capacity()
         });
         if full {

@@ -6,4 +6,4 @@ pub mod backend;
 pub mod site;
 
 pub use backend::TestBackend;
-pub use site::{TestSite, get, poll_until, request};
+pub use site::{TestSite, poll_until, request};
