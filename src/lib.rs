@@ -24,6 +24,7 @@
 //! - [`site`]: the site balancer (L4 and L7 proxy, health, admin API).
 //! - [`telemetry`]: logging and metrics set-up.
 
+pub mod app;
 pub mod balance;
 pub mod config;
 pub mod dns;

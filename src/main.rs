@@ -1,9 +1,11 @@
 //! The `meridian` command line. Parsing only; the work is in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use meridian::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +20,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve zones as an authoritative geo-DNS server (UDP and TCP on each address).
+    Dns {
+        /// Directory of zone files (or one zone file).
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// Address to serve on; repeat for several (e.g. 127.0.0.1:53 and [::1]:53).
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        listen: Vec<SocketAddr>,
+        /// UDP worker threads (one SO_REUSEPORT socket each) per address; default:
+        /// TOKIO_WORKER_THREADS or one per core.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Log format.
+        #[arg(long, default_value = "text")]
+        log_format: LogFormat,
+    },
     /// Validate zone files (and site files) and print a summary; non-zero exit on errors.
     Check {
         /// Files or directories of `*.toml` files.
@@ -29,6 +47,9 @@ enum Command {
         /// The site file.
         #[arg(long)]
         config: PathBuf,
+        /// Log format.
+        #[arg(long, default_value = "text")]
+        log_format: LogFormat,
     },
 }
 
@@ -36,23 +57,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Site { config } => match site(&config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+        Command::Dns {
+            zones,
+            listen,
+            workers,
+            log_format,
+        } => {
+            meridian::telemetry::init_logging(log_format);
+            let workers = workers.unwrap_or_else(meridian::app::dns::default_workers);
+            let args = meridian::app::dns::DnsArgs {
+                zones,
+                listen,
+                udp_workers: workers,
+            };
+            run_async(meridian::app::dns::run(
+                args,
+                meridian::dns::first_datacenter_steering(),
+            ))
+        }
+        Command::Site { config, log_format } => {
+            meridian::telemetry::init_logging(log_format);
+            match site(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
 fn site(path: &std::path::Path) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cfg = meridian::config::site::load_site_file(path)?;
     let rt = meridian::site::runtime(cfg.threads)?;
     rt.block_on(meridian::site::run(cfg, meridian::site::shutdown_signal()))?;
@@ -83,6 +119,23 @@ fn check_site(p: &std::path::Path) -> bool {
                 eprintln!("error: {d}");
             }
             false
+        }
+    }
+}
+
+fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

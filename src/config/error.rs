@@ -132,17 +132,18 @@ impl<'a> Source<'a> {
         let before = &self.text[..floor_char_boundary(self.text, offset.min(self.text.len()))];
         for line in before.lines().rev() {
             let t = line.trim();
-            if t.starts_with('[') && !t.starts_with("[ ") {
-                if let Some(end) = t.find(']') {
-                    let header = if t.starts_with("[[") {
-                        t.find("]]").map_or(&t[..=end], |e| &t[..e + 2])
-                    } else {
-                        &t[..=end]
-                    };
-                    // A line like `[1, 2]` inside an array is not a header; headers hold names.
-                    if header.chars().any(|c| c.is_ascii_alphabetic() || c == '"') {
-                        return format!("table {header}");
-                    }
+            if t.starts_with('[')
+                && !t.starts_with("[ ")
+                && let Some(end) = t.find(']')
+            {
+                let header = if t.starts_with("[[") {
+                    t.find("]]").map_or(&t[..=end], |e| &t[..e + 2])
+                } else {
+                    &t[..=end]
+                };
+                // A line like `[1, 2]` inside an array is not a header; headers hold names.
+                if header.chars().any(|c| c.is_ascii_alphabetic() || c == '"') {
+                    return format!("table {header}");
                 }
             }
         }

@@ -49,7 +49,11 @@ async fn round_robin_cycles_evenly() {
         let mut s = w.to_vec();
         s.sort();
         s.dedup();
-        assert_eq!(s.len(), 3, "every window of three hits three servers: {seq:?}");
+        assert_eq!(
+            s.len(),
+            3,
+            "every window of three hits three servers: {seq:?}"
+        );
     }
     for x in &b {
         assert_eq!(x.hits(), 10);
@@ -91,7 +95,14 @@ async fn least_connections_follows_in_flight_over_weight() {
         let c = site.client.clone();
         let url = site.url("/hold");
         held.push(tokio::spawn(async move {
-            request(&c, Request::get(url).body(Full::<Bytes>::default()).expect("req")).await.0
+            request(
+                &c,
+                Request::get(url)
+                    .body(Full::<Bytes>::default())
+                    .expect("req"),
+            )
+            .await
+            .0
         }));
         poll_until(5, || async { b[0].held() + b[1].held() == i + 1 }).await;
     }
@@ -107,7 +118,11 @@ async fn least_connections_follows_in_flight_over_weight() {
 async fn least_time_avoids_the_slow_server() {
     let b = backends(3).await;
     b[0].set_slow(40);
-    let site = TestSite::start(&site_toml("algorithm = \"least-time\"\nlatency_decay = \"10s\"", &quoted(&b))).await;
+    let site = TestSite::start(&site_toml(
+        "algorithm = \"least-time\"\nlatency_decay = \"10s\"",
+        &quoted(&b),
+    ))
+    .await;
     let m = counts(&site, 60, "/").await;
     let slow = m.get("b0").copied().unwrap_or(0);
     // P2C with distinct choices picks the slow server only when it is drawn against... nothing
@@ -135,9 +150,18 @@ async fn consistent_hash_by_header_spreads_and_only_moves_the_lost_servers_keys(
         let c = site.client.clone();
         let url = site.url("/");
         async move {
-            let req = Request::get(url).header("x-account", acct.to_string()).body(Full::<Bytes>::default()).expect("req");
+            let req = Request::get(url)
+                .header("x-account", acct.to_string())
+                .body(Full::<Bytes>::default())
+                .expect("req");
             let (s, h, _) = request(&c, req).await;
-            (s, h.get("x-backend").and_then(|v| v.to_str().ok()).unwrap_or("").to_string())
+            (
+                s,
+                h.get("x-backend")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            )
         }
     };
     let mut before = Vec::new();
@@ -154,7 +178,9 @@ async fn consistent_hash_by_header_spreads_and_only_moves_the_lost_servers_keys(
     // Drain b1 (admin API): only its accounts move.
     let (s, _, _) = request(
         &site.client,
-        Request::post(site.admin_url("/drain?pool=p&server=") + &b[1].addr.to_string()).body(Full::default()).expect("req"),
+        Request::post(site.admin_url("/drain?pool=p&server=") + &b[1].addr.to_string())
+            .body(Full::default())
+            .expect("req"),
     )
     .await;
     assert_eq!(s, StatusCode::OK);

@@ -83,16 +83,30 @@ async fn passive_ejection_respects_max_ejection_percent() {
         site.get("/").await;
     }
     let s = site.status().await;
-    let servers = s["pools"][0]["servers"].as_array().expect("servers").clone();
+    let servers = s["pools"][0]["servers"]
+        .as_array()
+        .expect("servers")
+        .clone();
     let ejected: Vec<&str> = servers
         .iter()
         .filter(|x| x["ejected"] == true)
         .map(|x| x["id"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(ejected.len(), 1, "34 % of 3 servers allows one ejection: {s}");
-    assert!(servers.iter().all(|x| x["id"] != b[2].addr.to_string() || x["ejected"] == false));
+    assert_eq!(
+        ejected.len(),
+        1,
+        "34 % of 3 servers allows one ejection: {s}"
+    );
+    assert!(
+        servers
+            .iter()
+            .all(|x| x["id"] != b[2].addr.to_string() || x["ejected"] == false)
+    );
     // Before the cap, failing servers are ejected after two failures each.
-    let ejections: u64 = servers.iter().map(|x| x["ejections"].as_u64().unwrap_or(0)).sum();
+    let ejections: u64 = servers
+        .iter()
+        .map(|x| x["ejections"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(ejections, 1);
 }
 
@@ -118,7 +132,10 @@ async fn ejection_takes_a_failing_server_out() {
 
 #[tokio::test]
 async fn breaker_opens_half_opens_and_closes() {
-    let b = vec![TestBackend::start("b0").await, TestBackend::start("b1").await];
+    let b = vec![
+        TestBackend::start("b0").await,
+        TestBackend::start("b1").await,
+    ];
     b[0].set_status(500);
     let site = TestSite::start(&toml(
         "algorithm = \"round-robin\"\npassive = { consecutive_failures = 0 }\n\
@@ -137,7 +154,10 @@ async fn breaker_opens_half_opens_and_closes() {
         assert_eq!(site.get("/").await.1, "b1");
     }
     b[0].set_status(200);
-    poll_until(5, || async { site.server(&id0).await["breaker"] == "half-open" }).await;
+    poll_until(5, || async {
+        site.server(&id0).await["breaker"] == "half-open"
+    })
+    .await;
     // Trials go through one at a time; two successes close it.
     let mut b0 = 0;
     for _ in 0..8 {
@@ -151,7 +171,10 @@ async fn breaker_opens_half_opens_and_closes() {
 
 #[tokio::test]
 async fn health_report_follows_the_servers() {
-    let b = vec![TestBackend::start("b0").await, TestBackend::start("b1").await];
+    let b = vec![
+        TestBackend::start("b0").await,
+        TestBackend::start("b1").await,
+    ];
     let site = TestSite::start(&toml(
         "check = { http = \"/health\", interval = \"20ms\", timeout = \"20ms\", rise = 1, fall = 1 }",
         &b,
@@ -163,7 +186,10 @@ async fn health_report_follows_the_servers() {
         let url = site.admin_url("/health");
         async move {
             let (s, _, body) = crate::support::site::get(&c, &url).await;
-            (s, serde_json::from_slice::<serde_json::Value>(&body).expect("json"))
+            (
+                s,
+                serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
+            )
         }
     };
     poll_until(5, || async { health().await.1["healthy_backends"] == 2 }).await;

@@ -39,13 +39,20 @@ async fn a_connect_failure_is_retried_on_another_server() {
     // A POST that never left is retried too.
     let (s, _, _) = request(
         &site.client,
-        Request::post(site.url("/")).body(Full::new(Bytes::from_static(b"x"))).expect("req"),
+        Request::post(site.url("/"))
+            .body(Full::new(Bytes::from_static(b"x")))
+            .expect("req"),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let metrics = crate::support::site::get(&site.client, &site.admin_url("/metrics")).await.2;
+    let metrics = crate::support::site::get(&site.client, &site.admin_url("/metrics"))
+        .await
+        .2;
     let text = String::from_utf8_lossy(&metrics);
-    assert!(text.contains("meridian_site_retries_total{pool=\"p\"}"), "{text}");
+    assert!(
+        text.contains("meridian_site_retries_total{pool=\"p\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -61,11 +68,17 @@ async fn a_post_is_not_retried_after_it_reached_a_backend() {
     .await;
     let (s, _, _) = request(
         &site.client,
-        Request::post(site.url("/")).body(Full::new(Bytes::from_static(b"pay"))).expect("req"),
+        Request::post(site.url("/"))
+            .body(Full::new(Bytes::from_static(b"pay")))
+            .expect("req"),
     )
     .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(a.posts() + b.posts(), 1, "the POST reached one backend once");
+    assert_eq!(
+        a.posts() + b.posts(),
+        1,
+        "the POST reached one backend once"
+    );
     // A GET with the same failure is retried on the other server.
     let before = a.hits() + b.hits();
     site.get("/").await;
@@ -88,12 +101,19 @@ async fn idempotent_5xx_is_retried_on_a_different_server() {
     // A small PUT body is buffered and replayed.
     let (s, h, _) = request(
         &site.client,
-        Request::put(site.url("/")).body(Full::new(Bytes::from_static(b"data"))).expect("req"),
+        Request::put(site.url("/"))
+            .body(Full::new(Bytes::from_static(b"data")))
+            .expect("req"),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["x-backend"], "good");
-    assert_eq!(good.state.last_body_len.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(
+        good.state
+            .last_body_len
+            .load(std::sync::atomic::Ordering::SeqCst),
+        4
+    );
 }
 
 #[tokio::test]
@@ -113,7 +133,12 @@ async fn forwarding_headers_are_set_and_hop_by_hop_removed() {
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], site.addr.to_string().as_str());
-    assert!(h["forwarded"].to_str().expect("ascii").starts_with("for=127.0.0.1;proto=http;host="));
+    assert!(
+        h["forwarded"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("for=127.0.0.1;proto=http;host=")
+    );
     assert_eq!(h["x-request-id"].len(), 32);
 }
 
@@ -129,10 +154,24 @@ async fn raw(site: &TestSite, bytes: &[u8]) -> String {
 async fn oversized_headers_get_431_and_malformed_requests_400() {
     let b = TestBackend::start("b").await;
     let site = TestSite::start(&toml("", &[format!("\"{}\"", b.addr)])).await;
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(40_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
     assert!(raw(&site, big.as_bytes()).await.starts_with("HTTP/1.1 431"));
-    assert!(raw(&site, b"GARBAGE\r\n\r\n").await.starts_with("HTTP/1.1 400"));
-    assert!(raw(&site, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    assert!(
+        raw(&site, b"GARBAGE\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 400")
+    );
+    assert!(
+        raw(
+            &site,
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"
+        )
+        .await
+        .starts_with("HTTP/1.1 400")
+    );
     assert_eq!(b.hits(), 0, "bad requests never reach a backend");
 }
 
@@ -141,11 +180,14 @@ async fn h2c_prior_knowledge_is_proxied() {
     let b = TestBackend::start("b").await;
     let site = TestSite::start(&toml("", &[format!("\"{}\"", b.addr)])).await;
     let stream = TcpStream::connect(site.addr).await.expect("connect");
-    let (mut tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("h2 handshake");
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
-    let req = Request::get(format!("http://{}/", site.addr)).body(Full::<Bytes>::default()).expect("req");
+    let req = Request::get(format!("http://{}/", site.addr))
+        .body(Full::<Bytes>::default())
+        .expect("req");
     let resp = tx.send_request(req).await.expect("h2 response");
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), hyper::Version::HTTP_2);
@@ -161,7 +203,9 @@ async fn large_bodies_stream_through() {
     let body = Bytes::from(vec![7u8; 5 << 20]);
     let (s, _, out) = request(
         &site.client,
-        Request::post(site.url("/echo-len")).body(Full::new(body)).expect("req"),
+        Request::post(site.url("/echo-len"))
+            .body(Full::new(body))
+            .expect("req"),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -173,16 +217,32 @@ async fn a_full_pool_answers_503_with_retry_after() {
     let b = TestBackend::start("b").await;
     let site = TestSite::start(&toml(
         "max_pending = 0",
-        &[format!("{{ address = \"{}\", max_connections = 1 }}", b.addr)],
+        &[format!(
+            "{{ address = \"{}\", max_connections = 1 }}",
+            b.addr
+        )],
     ))
     .await;
     let c = site.client.clone();
     let url = site.url("/hold");
     let held = tokio::spawn(async move {
-        request(&c, Request::get(url).body(Full::<Bytes>::default()).expect("req")).await.0
+        request(
+            &c,
+            Request::get(url)
+                .body(Full::<Bytes>::default())
+                .expect("req"),
+        )
+        .await
+        .0
     });
     poll_until(5, || async { b.held() == 1 }).await;
-    let (s, h, _) = request(&site.client, Request::get(site.url("/")).body(Full::default()).expect("req")).await;
+    let (s, h, _) = request(
+        &site.client,
+        Request::get(site.url("/"))
+            .body(Full::default())
+            .expect("req"),
+    )
+    .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h["retry-after"], "1");
     b.release(1);
@@ -194,19 +254,34 @@ async fn a_pending_request_waits_for_a_free_slot() {
     let b = TestBackend::start("b").await;
     let site = TestSite::start(&toml(
         "max_pending = 4\nqueue_timeout = \"10s\"",
-        &[format!("{{ address = \"{}\", max_connections = 1 }}", b.addr)],
+        &[format!(
+            "{{ address = \"{}\", max_connections = 1 }}",
+            b.addr
+        )],
     ))
     .await;
     let spawn = |path: &'static str| {
         let c = site.client.clone();
         let url = site.url(path);
-        tokio::spawn(async move { request(&c, Request::get(url).body(Full::<Bytes>::default()).expect("req")).await.0 })
+        tokio::spawn(async move {
+            request(
+                &c,
+                Request::get(url)
+                    .body(Full::<Bytes>::default())
+                    .expect("req"),
+            )
+            .await
+            .0
+        })
     };
     let first = spawn("/hold");
     poll_until(5, || async { b.held() == 1 }).await;
     let second = spawn("/");
     // The second waits in the queue; releasing the first lets it through.
-    poll_until(5, || async { site.status().await["pools"][0]["in_flight"] == 1 }).await;
+    poll_until(5, || async {
+        site.status().await["pools"][0]["in_flight"] == 1
+    })
+    .await;
     b.release(1);
     assert_eq!(first.await.expect("task"), StatusCode::OK);
     assert_eq!(second.await.expect("task"), StatusCode::OK);

@@ -297,14 +297,14 @@ fn check(c: &mut Collector<'_>, ch: &Spanned<RawCheck>, item: &str) -> CheckConf
         &format!("{item}.timeout"),
         Duration::from_secs(1).min(interval),
     );
-    if interval.is_zero() {
-        if let Some(i) = &r.interval {
-            c.err(
-                &i.span(),
-                &format!("{item}.interval"),
-                "must be more than 0s",
-            );
-        }
+    if interval.is_zero()
+        && let Some(i) = &r.interval
+    {
+        c.err(
+            &i.span(),
+            &format!("{item}.interval"),
+            "must be more than 0s",
+        );
     }
     if timeout > interval {
         let span = r.timeout.as_ref().map_or(ch.span(), |t| t.span());

@@ -132,17 +132,30 @@ fn point(
     ok.then_some(GeoPoint { lat: la, lon: lo })
 }
 
+/// The location keys shared by `geoip.default` and `[[geoip.nets]]`.
+struct LocFields<'a> {
+    country: &'a Option<Spanned<String>>,
+    continent: &'a Option<Spanned<String>>,
+    subdivision: &'a Option<Spanned<String>>,
+    eu: Option<bool>,
+    lat: &'a Option<Spanned<f64>>,
+    lon: &'a Option<Spanned<f64>>,
+}
+
 fn location(
     c: &mut Collector<'_>,
     span: &Range<usize>,
     item: &str,
-    country: &Option<Spanned<String>>,
-    continent: &Option<Spanned<String>>,
-    subdivision: &Option<Spanned<String>>,
-    eu: Option<bool>,
-    lat: &Option<Spanned<f64>>,
-    lon: &Option<Spanned<f64>>,
+    f: LocFields<'_>,
 ) -> LocationSpec {
+    let LocFields {
+        country,
+        continent,
+        subdivision,
+        eu,
+        lat,
+        lon,
+    } = f;
     let point = match (lat, lon) {
         (Some(la), Some(lo)) => point(c, la, lo, item),
         (None, None) => None,
@@ -186,12 +199,14 @@ fn geoip(c: &mut Collector<'_>, file: &Path, g: &RawGeoip, zone: &Zone) -> Geoip
             c,
             &d.span(),
             "geoip.default",
-            &r.country,
-            &r.continent,
-            &r.subdivision,
-            r.eu,
-            &r.lat,
-            &r.lon,
+            LocFields {
+                country: &r.country,
+                continent: &r.continent,
+                subdivision: &r.subdivision,
+                eu: r.eu,
+                lat: &r.lat,
+                lon: &r.lon,
+            },
         )
     });
     let mut nets = Vec::new();
@@ -226,12 +241,14 @@ fn geoip(c: &mut Collector<'_>, file: &Path, g: &RawGeoip, zone: &Zone) -> Geoip
                 c,
                 &n.span(),
                 &item,
-                &r.country,
-                &r.continent,
-                &r.subdivision,
-                r.eu,
-                &r.lat,
-                &r.lon,
+                LocFields {
+                    country: &r.country,
+                    continent: &r.continent,
+                    subdivision: &r.subdivision,
+                    eu: r.eu,
+                    lat: &r.lat,
+                    lon: &r.lon,
+                },
             )),
             _ => {
                 c.err(

@@ -303,9 +303,11 @@ fn caa(v: &str) -> Result<RecordData, String> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(value);
+    let (critical, tag) = (flags & 0x80 != 0, tag.to_ascii_lowercase());
+    crate::dns::check_caa(critical, &tag, value)?;
     Ok(RecordData::Caa {
-        critical: flags & 0x80 != 0,
-        tag: tag.to_ascii_lowercase(),
+        critical,
+        tag,
         value: value.to_string(),
     })
 }

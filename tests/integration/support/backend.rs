@@ -40,7 +40,9 @@ pub struct TestBackend {
 
 impl TestBackend {
     pub async fn start(name: &str) -> TestBackend {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         Self::serve(l, name)
     }
 
@@ -93,7 +95,12 @@ impl TestBackend {
     }
 
     pub fn last_headers(&self) -> HeaderMap {
-        self.state.last_headers.lock().expect("lock").clone().unwrap_or_default()
+        self.state
+            .last_headers
+            .lock()
+            .expect("lock")
+            .clone()
+            .unwrap_or_default()
     }
 
     /// Kills the backend: the listener closes and every open connection is dropped.
@@ -128,10 +135,17 @@ async fn accept(l: TcpListener, state: Arc<State>, mut stop: watch::Receiver<boo
     }
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_string();
     if path == "/health" {
-        let code = if state.healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        let code = if state.healthy.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        };
         return Ok(reply(&state, code, "health"));
     }
     state.hits.fetch_add(1, Ordering::SeqCst);
@@ -164,6 +178,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 fn reply(state: &State, code: u16, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert("x-backend", state.name.parse().expect("header value"));
+    r.headers_mut()
+        .insert("x-backend", state.name.parse().expect("header value"));
     r
 }

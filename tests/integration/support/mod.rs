@@ -1,8 +1,9 @@
-//! Test harness: loopback backends with scripted behaviour, a site runner, an HTTP client.
+//! Shared helpers of the integration tests.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod backend;
+pub mod dns;
 pub mod site;
 
 pub use backend::TestBackend;

@@ -33,7 +33,10 @@ impl TestSite {
         let cfg = parse_site(Path::new("test-site.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
         let listeners = Listeners::bind(&cfg).await.expect("bind");
         let addr = listeners.http[0].local_addr().expect("addr");
-        let admin = listeners.admin.as_ref().map(|a| a.local_addr().expect("addr"));
+        let admin = listeners
+            .admin
+            .as_ref()
+            .map(|a| a.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(Site::new(cfg).run(listeners, async {
             let _ = rx.await;
@@ -52,13 +55,29 @@ impl TestSite {
     }
 
     pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.admin.expect("site has an admin listener"), path)
+        format!(
+            "http://{}{}",
+            self.admin.expect("site has an admin listener"),
+            path
+        )
     }
 
     /// GET through the site: (status, x-backend).
     pub async fn get(&self, path: &str) -> (StatusCode, String) {
-        let (s, h, _) = request(&self.client, Request::get(self.url(path)).body(Full::default()).expect("req")).await;
-        (s, h.get("x-backend").and_then(|v| v.to_str().ok()).unwrap_or("").to_string())
+        let (s, h, _) = request(
+            &self.client,
+            Request::get(self.url(path))
+                .body(Full::default())
+                .expect("req"),
+        )
+        .await;
+        (
+            s,
+            h.get("x-backend")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+        )
     }
 
     /// The admin `/status` JSON.
@@ -86,7 +105,10 @@ impl TestSite {
     pub async fn join(&mut self) -> Result<(), SiteError> {
         self.shutdown();
         let task = self.task.take().expect("not joined yet");
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("site stops").expect("join")
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("site stops")
+            .expect("join")
     }
 }
 
@@ -103,7 +125,10 @@ pub fn client() -> HttpClient {
 }
 
 /// Sends a request and reads the whole answer.
-pub async fn request(c: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, hyper::HeaderMap, Bytes) {
+pub async fn request(
+    c: &HttpClient,
+    req: Request<Full<Bytes>>,
+) -> (StatusCode, hyper::HeaderMap, Bytes) {
     let resp = tokio::time::timeout(Duration::from_secs(10), c.request(req))
         .await
         .expect("answer within 10 s")
@@ -128,7 +153,10 @@ where
         if f().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached within {secs} s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {secs} s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

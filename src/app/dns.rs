@@ -1,0 +1,82 @@
+//! `meridian dns`: load zones, serve them, reload on SIGHUP, stop on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use prometheus::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::dns::{DnsMetrics, DnsOptions, DnsServer, SteeringFactory, Zones};
+
+/// Settings of `meridian dns`.
+#[derive(Debug, Clone)]
+pub struct DnsArgs {
+    /// Zone directory (or one file).
+    pub zones: PathBuf,
+    /// Listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per address.
+    pub udp_workers: usize,
+}
+
+/// Worker threads: `TOKIO_WORKER_THREADS` when set (the benchmark harnesses set it), else one per
+/// core.
+pub fn default_workers() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs the DNS server until SIGTERM or Ctrl-C.
+pub async fn run(args: DnsArgs, steering: SteeringFactory) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let metrics = DnsMetrics::new(&registry)?;
+    let zones = Zones::load(&args.zones, steering).map_err(|e| {
+        for d in &e.diagnostics {
+            tracing::error!("{d}");
+        }
+        anyhow::anyhow!(
+            "{} error(s) in {}",
+            e.diagnostics.len(),
+            args.zones.display()
+        )
+    })?;
+    let options = DnsOptions {
+        listen: args.listen.clone(),
+        udp_workers: args.udp_workers,
+        ..DnsOptions::default()
+    };
+    let server = DnsServer::start(&zones, &options, metrics.clone()).await?;
+    let set = zones.current();
+    for z in set.zones() {
+        tracing::info!(zone = %z.origin, file = %z.file.display(), "serving zone");
+    }
+    for a in &server.local_addrs {
+        tracing::info!(addr = %a, workers = options.udp_workers, "listening on UDP and TCP");
+    }
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match zones.reload() {
+                Ok(set) => {
+                    metrics.reloads.with_label_values(&["ok"]).inc();
+                    tracing::info!(zones = set.zones().len(), "zones reloaded");
+                }
+                Err(e) => {
+                    metrics.reloads.with_label_values(&["error"]).inc();
+                    for d in &e.diagnostics {
+                        tracing::error!("reload rejected, old zones keep serving: {d}");
+                    }
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
