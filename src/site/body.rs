@@ -9,10 +9,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 
 use super::pool::Lease;
-use super::upstream::ConnPool;
+use super::upstream::{Conn, ConnPool};
 
 /// A request body towards a backend.
 #[derive(Debug)]
@@ -60,7 +59,7 @@ impl Body for ReqBody {
 /// What to do when a proxied response body ends: return the connection, free the slot.
 #[derive(Debug)]
 pub(crate) struct Completion {
-    pub(crate) conn: Option<(SendRequest<ReqBody>, Arc<ConnPool>)>,
+    pub(crate) conn: Option<(Conn, Arc<ConnPool>)>,
     pub(crate) lease: Lease,
 }
 
@@ -91,6 +90,13 @@ impl Body for RespBody {
         match self.get_mut() {
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Proxied(inner, done) => {
+                // The backend connection is driven from here while the body streams.
+                if let Some(Completion {
+                    conn: Some((c, _)), ..
+                }) = done
+                {
+                    c.poll_drive(cx);
+                }
                 let r = Pin::new(&mut *inner).poll_frame(cx);
                 match &r {
                     Poll::Ready(None) => finish(done, true),

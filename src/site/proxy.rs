@@ -14,13 +14,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
 use super::body::{Completion, ReqBody, RespBody};
 use super::headers::{RequestIds, add_forwarded, strip_hop_by_hop};
 use super::pool::{Lease, PickError, Pool};
+use super::upstream::Conn;
 use crate::balance::{DEFAULT_SEED, hash_bytes};
 use crate::config::site::HashKey;
 
@@ -34,7 +34,7 @@ pub(crate) struct Proxy {
 
 /// What one attempt on one server gave.
 enum Outcome {
-    Response(Response<Incoming>, SendRequest<ReqBody>),
+    Response(Response<Incoming>, Conn),
     /// The request never left; here it is back.
     NotSent(Request<ReqBody>),
     Timeout,
@@ -230,19 +230,19 @@ impl Proxy {
         let mut pooled = b.conns.checkout(t.idle).await;
         loop {
             let fresh = pooled.is_none();
-            let mut tx = match pooled.take() {
-                Some(tx) => tx,
+            let mut conn = match pooled.take() {
+                Some(c) => c,
                 None => match b.conns.connect(t.connect).await {
-                    Ok(tx) => tx,
+                    Ok(c) => c,
                     Err(e) => {
                         tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
                         return Outcome::NotSent(req);
                     }
                 },
             };
-            match tokio::time::timeout(t.response, tx.try_send_request(req)).await {
+            match tokio::time::timeout(t.response, conn.send(req)).await {
                 Err(_) => return Outcome::Timeout,
-                Ok(Ok(resp)) => return Outcome::Response(resp, tx),
+                Ok(Ok(resp)) => return Outcome::Response(resp, conn),
                 Ok(Err(mut e)) => match e.take_message() {
                     Some(r) if !fresh => req = r,
                     Some(r) => return Outcome::NotSent(r),
@@ -256,7 +256,7 @@ impl Proxy {
     }
 }
 
-fn respond(resp: Response<Incoming>, tx: SendRequest<ReqBody>, lease: Lease) -> Response<RespBody> {
+fn respond(resp: Response<Incoming>, tx: Conn, lease: Lease) -> Response<RespBody> {
     let (mut parts, body) = resp.into_parts();
     lease.backend().metrics.count_status(parts.status.as_u16());
     strip_hop_by_hop(&mut parts.headers);
