@@ -59,7 +59,7 @@ impl Body for ReqBody {
 /// What to do when a proxied response body ends: return the connection, free the slot.
 #[derive(Debug)]
 pub(crate) struct Completion {
-    pub(crate) conn: Option<(Conn, Arc<ConnPool>)>,
+    pub(crate) conn: Option<(Box<Conn>, Arc<ConnPool>)>,
     pub(crate) lease: Lease,
 }
 

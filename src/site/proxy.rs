@@ -34,7 +34,7 @@ pub(crate) struct Proxy {
 
 /// What one attempt on one server gave.
 enum Outcome {
-    Response(Response<Incoming>, Conn),
+    Response(Response<Incoming>, Box<Conn>),
     /// The request never left; here it is back.
     NotSent(Request<ReqBody>),
     Timeout,
@@ -256,7 +256,7 @@ impl Proxy {
     }
 }
 
-fn respond(resp: Response<Incoming>, tx: Conn, lease: Lease) -> Response<RespBody> {
+fn respond(resp: Response<Incoming>, tx: Box<Conn>, lease: Lease) -> Response<RespBody> {
     let (mut parts, body) = resp.into_parts();
     lease.backend().metrics.count_status(parts.status.as_u16());
     strip_hop_by_hop(&mut parts.headers);

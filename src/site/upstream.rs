@@ -96,7 +96,7 @@ pub(crate) enum ConnectError {
 #[derive(Debug)]
 pub(crate) struct ConnPool {
     addr: SocketAddr,
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    idle: Mutex<Vec<(Box<Conn>, Instant)>>,
 }
 
 impl ConnPool {
@@ -108,7 +108,7 @@ impl ConnPool {
     }
 
     /// An idle connection younger than `max_idle`, ready for a request, if any.
-    pub(crate) async fn checkout(&self, max_idle: Duration) -> Option<Conn> {
+    pub(crate) async fn checkout(&self, max_idle: Duration) -> Option<Box<Conn>> {
         loop {
             let (mut c, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,7 +124,7 @@ impl ConnPool {
     }
 
     /// Returns a connection after its exchange finished cleanly.
-    pub(crate) fn checkin(&self, c: Conn) {
+    pub(crate) fn checkin(&self, c: Box<Conn>) {
         if !c.is_open() {
             return;
         }
@@ -140,7 +140,7 @@ impl ConnPool {
     }
 
     /// Dials a new connection.
-    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Conn, ConnectError> {
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Box<Conn>, ConnectError> {
         let addr = self.addr;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Err(_) => return Err(ConnectError::Timeout(addr)),
@@ -153,9 +153,10 @@ impl ConnPool {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ConnectError::Handshake(addr, e))?;
-        Ok(Conn {
+        // Boxed: the connection state is large and moves between the pool and requests.
+        Ok(Box::new(Conn {
             tx,
             driver: Some(conn),
-        })
+        }))
     }
 }
