@@ -1,7 +1,6 @@
 //! Header rewriting between client and backend: hop-by-hop headers removed (RFC 9110 §7.6.1),
 //! `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239) added, a request id assigned.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,8 +31,13 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
     ]
 }
 
-/// Removes hop-by-hop headers, including those listed in `Connection`.
+/// Removes hop-by-hop headers, including those listed in `Connection`. Most requests have none:
+/// one pass over the names finds that without a lookup per hop-by-hop name.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let hop = fixed_hop_by_hop();
+    if !h.keys().any(|k| hop.contains(&k)) {
+        return;
+    }
     if let Some(conn) = h.get(header::CONNECTION) {
         let listed: Vec<HeaderName> = conn
             .to_str()
@@ -45,51 +49,70 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(name);
         }
     }
-    for name in fixed_hop_by_hop() {
-        if h.contains_key(name) {
-            h.remove(name);
+    for name in hop {
+        h.remove(name);
+    }
+}
+
+/// What the forwarding headers say about one client connection, formatted once per connection
+/// rather than once per request.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer address.
+    pub addr: SocketAddr,
+    ip: HeaderValue,
+    forwarded_for: String,
+}
+
+impl Client {
+    /// Formats the values for a peer.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip();
+        let forwarded_for = match ip {
+            IpAddr::V4(v4) => format!("for={v4}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        };
+        let ip =
+            HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        Client {
+            addr,
+            ip,
+            forwarded_for,
         }
     }
 }
 
 /// Adds the forwarding headers for a request from `client` whose host was `host`.
-pub fn add_forwarded(h: &mut HeaderMap, client: SocketAddr, host: Option<&HeaderValue>) {
-    let ip = client.ip();
-    let mut buf = String::with_capacity(64);
-    let _ = write!(buf, "{ip}");
+pub fn add_forwarded(h: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {buf}"),
-        None => buf.clone(),
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", client.addr.ip())).ok(),
+        None => Some(client.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if let Some(host) = host {
         h.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
-    buf.clear();
-    match ip {
-        IpAddr::V4(v4) => {
-            let _ = write!(buf, "for={v4}");
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(buf, "for=\"[{v6}]\"");
-        }
+    let prev = h.get(&FORWARDED).and_then(|v| v.to_str().ok());
+    let mut buf = String::with_capacity(64);
+    if let Some(prev) = prev {
+        buf.push_str(prev);
+        buf.push_str(", ");
     }
+    buf.push_str(&client.forwarded_for);
     buf.push_str(";proto=http");
     if let Some(host) = host.and_then(|v| v.to_str().ok())
         && host
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     {
-        let _ = write!(buf, ";host=\"{host}\"");
+        buf.push_str(";host=\"");
+        buf.push_str(host);
+        buf.push('"');
     }
-    let forwarded = match h.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {buf}"),
-        None => buf,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    if let Ok(v) = HeaderValue::from_str(&buf) {
         h.insert(FORWARDED.clone(), v);
     }
 }
@@ -117,11 +140,20 @@ impl RequestIds {
             return;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut s = String::with_capacity(33);
-        let _ = write!(s, "{:016x}{:016x}", self.prefix, n);
-        if let Ok(v) = HeaderValue::from_str(&s) {
+        let mut id = [0u8; 32];
+        hex(self.prefix, &mut id[..16]);
+        hex(n, &mut id[16..]);
+        if let Ok(v) = HeaderValue::from_bytes(&id) {
             h.insert(X_REQUEST_ID.clone(), v);
         }
+    }
+}
+
+fn hex(mut v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
     }
 }
 
@@ -159,7 +191,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         let host = HeaderValue::from_static("example.com");
-        add_forwarded(&mut h, "[::1]:5000".parse().expect("addr"), Some(&host));
+        let client = Client::new("[::1]:5000".parse().expect("addr"));
+        add_forwarded(&mut h, &client, Some(&host));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, ::1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");

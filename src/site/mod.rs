@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 
 pub use admin::HealthReport;
 pub use breaker::{Breaker, BreakerState};
-pub use headers::{RequestIds, add_forwarded, strip_hop_by_hop};
+pub use headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 pub use metrics::SiteMetrics;
 pub use risefall::RiseFall;
 pub use serve::shutdown_signal;

@@ -300,7 +300,8 @@ impl Pool {
     pub(crate) fn record(&self, index: usize, ok: bool, rtt: Option<Duration>) {
         let b = &self.backends[index];
         b.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(rtt) = rtt {
+        // Only least-time reads the estimate; the others skip the clock read.
+        if let Some(rtt) = rtt.filter(|_| self.cfg.algorithm == Algorithm::LeastTime) {
             let now = self.now().as_nanos() as u64;
             b.ewma.observe(
                 rtt.as_nanos() as f64,

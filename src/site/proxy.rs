@@ -7,7 +7,7 @@
 //! (none, or buffered because it was at most `retry.body_cap`), within the pool's retry budget,
 //! and never twice to the same server.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
 use super::body::{Completion, ReqBody, RespBody};
-use super::headers::{RequestIds, add_forwarded, strip_hop_by_hop};
+use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 use super::pool::{Lease, PickError, Pool};
 use super::upstream::Conn;
 use crate::balance::{DEFAULT_SEED, hash_bytes};
@@ -58,7 +58,7 @@ impl Proxy {
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
-        client: SocketAddr,
+        client: &Client,
     ) -> Response<RespBody> {
         let start = Instant::now();
         let (mut parts, body) = req.into_parts();
@@ -86,7 +86,7 @@ impl Proxy {
             None => Uri::from_static("/"),
         };
         let hash = if self.pool.needs_hash() {
-            self.hash_key(&parts.headers, &uri, client.ip())
+            self.hash_key(&parts.headers, &uri, client.addr.ip())
         } else {
             0
         };
@@ -139,7 +139,8 @@ impl Proxy {
         let pool = &self.pool;
         let retry = pool.cfg.retry;
         let attempts = 1 + retry.attempts as usize;
-        let mut tried: Vec<usize> = Vec::new();
+        // Servers tried so far (attempts ≤ 11): on the stack, no allocation per request.
+        let mut tried = [usize::MAX; 11];
         let mut last: Option<Response<RespBody>> = None;
         let mut _budget = None;
         for attempt in 0..attempts {
@@ -149,7 +150,7 @@ impl Proxy {
                     None => break,
                 }
             }
-            let lease = match pool.pick_wait(p.hash, &tried).await {
+            let lease = match pool.pick_wait(p.hash, &tried[..attempt]).await {
                 Ok(l) => l,
                 Err(e) if attempt == 0 => return unavailable(pool, e),
                 Err(_) => break,
@@ -157,8 +158,10 @@ impl Proxy {
             if attempt > 0 {
                 pool.metrics.retries.inc();
             }
-            tried.push(lease.index);
+            tried[attempt] = lease.index;
             let more = attempt + 1 < attempts;
+            // Headers are kept for a retry after the request left only when one can happen.
+            let keep = more && p.idempotent && p.replayable && (retry.on_5xx || retry.on_timeout);
             let body = match (&p.body, p.replayable) {
                 (Some(ReqBody::Full(b)), true) => ReqBody::Full(b.clone()),
                 (Some(ReqBody::Empty), true) => ReqBody::Empty,
@@ -182,7 +185,7 @@ impl Proxy {
                     let status = resp.status();
                     let failed = status.is_server_error();
                     pool.record(lease.index, !failed, Some(sent.elapsed()));
-                    if failed && p.idempotent && p.replayable && retry.on_5xx && more {
+                    if failed && keep && retry.on_5xx {
                         lease.backend().metrics.count_status(status.as_u16());
                         last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
                         continue;
@@ -205,7 +208,7 @@ impl Proxy {
                     pool.record(lease.index, false, None);
                     lease.backend().metrics.count_error();
                     last = Some(plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"));
-                    if !(p.idempotent && p.replayable && retry.on_timeout) {
+                    if !(keep && retry.on_timeout) {
                         break;
                     }
                 }
@@ -213,7 +216,7 @@ impl Proxy {
                     pool.record(lease.index, false, None);
                     lease.backend().metrics.count_error();
                     last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
-                    if !(p.idempotent && p.replayable && retry.on_5xx) {
+                    if !(keep && retry.on_5xx) {
                         break;
                     }
                 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::headers::Client;
 use super::proxy::Proxy;
 use super::{Listeners, SiteError, SiteState, admin, checker};
 use crate::config::site::{ListenerConfig, SiteConfig};
@@ -130,9 +131,11 @@ async fn accept_loop(
         let builder = Arc::clone(&builder);
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            let client = Arc::new(Client::new(peer));
             let svc = service_fn(move |req| {
                 let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                let client = Arc::clone(&client);
+                async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
