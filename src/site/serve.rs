@@ -13,6 +13,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -99,22 +100,22 @@ async fn accept_loop(
     proxy: Arc<Proxy>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's own header-read timeout arms a boxed timer per request (measured: 10 % of the
     // proxy's CPU); `idle_watch` below gives the same protection with one timer per connection.
-    builder
-        .http1()
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None::<Duration>)
         .max_buf_size(lc.max_header_bytes);
-    builder
-        .http2()
+    auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(lc.max_header_bytes as u32);
-    if !lc.h2 {
-        builder = builder.http1_only();
-    }
-    let builder = Arc::new(builder);
+    // HTTP/1.1 only: hyper's own connection type, without the protocol sniffing layer.
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(None::<Duration>)
+        .max_buf_size(lc.max_header_bytes);
+    let builders = Arc::new((auto, h1));
     loop {
         let (stream, peer) = tokio::select! {
             r = l.accept() => match r {
@@ -130,9 +131,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
-        let builder = Arc::clone(&builder);
-        let mut stop = stop.clone();
-        let idle = lc.header_timeout;
+        let builders = Arc::clone(&builders);
+        let stop = stop.clone();
+        let (idle, h2) = (lc.header_timeout, lc.h2);
         tokio::spawn(async move {
             let client = Arc::new(Client::new(peer));
             let activity = Arc::new(Activity::default());
@@ -148,26 +149,46 @@ async fn accept_loop(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let done = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = stop.changed() => None,
-                _ = idle_watch(&activity, idle) => None,
-            };
-            let result = match done {
-                Some(r) => r,
-                None => {
-                    // Finishes a response in progress, then closes.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+            let io = TokioIo::new(stream);
+            if h2 {
+                let conn = builders.0.serve_connection(io, svc);
+                drive(conn, stop, &activity, idle, peer).await;
+            } else {
+                let conn = builders.1.serve_connection(io, svc);
+                drive(conn, stop, &activity, idle, peer).await;
             }
-            drop(stop);
         });
+    }
+}
+
+/// Runs one client connection until it ends, the site stops, or it sits idle.
+async fn drive<C>(
+    conn: C,
+    mut stop: watch::Receiver<bool>,
+    activity: &Activity,
+    idle: Duration,
+    peer: std::net::SocketAddr,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        biased;
+        r = conn.as_mut() => Some(r),
+        _ = stop.changed() => None,
+        _ = idle_watch(activity, idle) => None,
+    };
+    let result = match done {
+        Some(r) => r,
+        None => {
+            // Finishes a response in progress, then closes.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
     }
 }
 
