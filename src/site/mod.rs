@@ -21,6 +21,7 @@ mod body;
 mod breaker;
 mod checker;
 mod headers;
+mod io;
 mod metrics;
 mod pool;
 mod proxy;

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::headers::Client;
+use super::io::Counted;
 use super::proxy::Proxy;
 use super::{Listeners, SiteError, SiteState, admin, checker};
 use crate::config::site::{ListenerConfig, SiteConfig};
@@ -149,7 +150,7 @@ async fn accept_loop(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let io = TokioIo::new(stream);
+            let io = TokioIo::new(Counted::new(stream, Arc::clone(&activity.written)));
             if h2 {
                 let conn = builders.0.serve_connection(io, svc);
                 drive(conn, stop, &activity, idle, peer).await;
@@ -173,18 +174,40 @@ async fn drive<C>(
     C::Error: std::fmt::Display,
 {
     tokio::pin!(conn);
-    let done = tokio::select! {
+    enum End<R> {
+        Done(R),
+        Stop,
+        Idle,
+    }
+    let end = tokio::select! {
         biased;
-        r = conn.as_mut() => Some(r),
-        _ = stop.changed() => None,
-        _ = idle_watch(activity, idle) => None,
+        r = conn.as_mut() => End::Done(r),
+        _ = stop.changed() => End::Stop,
+        _ = idle_watch(activity, idle) => End::Idle,
     };
-    let result = match done {
-        Some(r) => r,
-        None => {
-            // Finishes a response in progress, then closes.
+    let result = match end {
+        End::Done(r) => r,
+        End::Stop => {
+            // Finishes a response in progress, then closes (the site bounds this by `grace`).
             conn.as_mut().graceful_shutdown();
             conn.await
+        }
+        End::Idle => {
+            // Idle: closes at once. Streaming a response: finishes it, as long as it keeps
+            // writing. Mid-way through a request head: hyper would wait for the rest, so the
+            // connection is dropped after a period without a byte written.
+            conn.as_mut().graceful_shutdown();
+            loop {
+                let before = activity.written.load(Ordering::Relaxed);
+                match tokio::time::timeout(idle, conn.as_mut()).await {
+                    Ok(r) => break r,
+                    Err(_) if activity.written.load(Ordering::Relaxed) != before => continue,
+                    Err(_) => {
+                        tracing::debug!(client = %peer, "closing a stalled client connection");
+                        return;
+                    }
+                }
+            }
         }
     };
     if let Err(e) = result {
@@ -197,6 +220,7 @@ async fn drive<C>(
 struct Activity {
     started: AtomicU64,
     finished: AtomicU64,
+    written: Arc<AtomicU64>,
 }
 
 /// Completes when a connection has started no request and has none waiting for a backend for

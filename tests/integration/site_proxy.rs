@@ -286,3 +286,32 @@ async fn a_pending_request_waits_for_a_free_slot() {
     assert_eq!(first.await.expect("task"), StatusCode::OK);
     assert_eq!(second.await.expect("task"), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn idle_and_stalled_client_connections_are_closed() {
+    let b = TestBackend::start("b").await;
+    let cfg = format!(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\nheader_timeout = \"100ms\"\n[pools.p]\nservers = [\"{}\"]\n",
+        b.addr
+    );
+    let site = TestSite::start(&cfg).await;
+    // A request head that never completes.
+    let mut s = TcpStream::connect(site.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "a stalled request head is cut off");
+    // A keep-alive connection that served a request and then sits idle.
+    let mut s = TcpStream::connect(site.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+}
