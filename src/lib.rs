@@ -29,6 +29,7 @@ pub mod balance;
 pub mod config;
 pub mod dns;
 pub mod geo;
+pub mod gslb;
 pub mod policy;
 pub mod probe;
 pub mod site;

@@ -1,7 +1,7 @@
 //! The `meridian` command line. Parsing only; the work is in the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +36,24 @@ enum Command {
         #[arg(long, default_value = "text")]
         log_format: LogFormat,
     },
+    /// Show how a client's query for a service is steered, step by step.
+    Explain {
+        /// Directory of zone files (or one zone file).
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// The service's name, e.g. www.example.com.
+        #[arg(long)]
+        name: String,
+        /// The client: an address, or a subnet as EDNS Client Subnet carries it.
+        #[arg(long)]
+        client: String,
+        /// Treat this datacenter as down (repeatable).
+        #[arg(long)]
+        down: Vec<String>,
+        /// Treat this datacenter as draining (repeatable).
+        #[arg(long)]
+        draining: Vec<String>,
+    },
     /// Validate zone files (and site files) and print a summary; non-zero exit on errors.
     Check {
         /// Files or directories of `*.toml` files.
@@ -51,12 +69,68 @@ enum Command {
         #[arg(long, default_value = "text")]
         log_format: LogFormat,
     },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GeoipCommand {
+    /// Build a GeoLite2-City-shaped MaxMind DB from a CSV file (columns: network, country,
+    /// continent, eu, lat, lon, optional subdivision and city; see docs/geoip.md).
+    Build {
+        /// The CSV file.
+        #[arg(long)]
+        csv: PathBuf,
+        /// The database to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// `build_epoch` written in the metadata (seconds since 1970); fixed by default
+        /// (2026-01-01) so that builds are reproducible.
+        #[arg(long, default_value_t = meridian::geo::build::DEFAULT_BUILD_EPOCH)]
+        build_epoch: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths } => check(&paths),
+        Command::Explain {
+            zones,
+            name,
+            client,
+            down,
+            draining,
+        } => {
+            let req = meridian::gslb::ExplainRequest {
+                zones,
+                name,
+                client,
+                down,
+                draining,
+            };
+            match meridian::gslb::explain(&req) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Geoip {
+            command:
+                GeoipCommand::Build {
+                    csv,
+                    out,
+                    build_epoch,
+                },
+        } => geoip_build(&csv, &out, build_epoch),
         Command::Dns {
             zones,
             listen,
@@ -70,10 +144,7 @@ fn main() -> ExitCode {
                 listen,
                 udp_workers: workers,
             };
-            run_async(meridian::app::dns::run(
-                args,
-                meridian::dns::first_datacenter_steering(),
-            ))
+            run_async(meridian::app::dns::run(args))
         }
         Command::Site { config, log_format } => {
             meridian::telemetry::init_logging(log_format);
@@ -172,5 +243,27 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn geoip_build(csv: &Path, out: &Path, build_epoch: u64) -> ExitCode {
+    let opts = meridian::geo::build::BuildOptions {
+        build_epoch,
+        ..Default::default()
+    };
+    match meridian::geo::build::build_file(csv, out, &opts) {
+        Ok(s) => {
+            println!(
+                "wrote {}: {} networks, {} bytes",
+                out.display(),
+                s.networks,
+                s.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::dns::{DnsMetrics, DnsOptions, DnsServer, SteeringFactory, Zones};
+use crate::dns::{DnsMetrics, DnsOptions, DnsServer, Zones};
+use crate::probe::HealthBoard;
 
 /// Settings of `meridian dns`.
 #[derive(Debug, Clone)]
@@ -30,9 +31,11 @@ pub fn default_workers() -> usize {
 }
 
 /// Runs the DNS server until SIGTERM or Ctrl-C.
-pub async fn run(args: DnsArgs, steering: SteeringFactory) -> anyhow::Result<()> {
+pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = DnsMetrics::new(&registry)?;
+    let board = HealthBoard::new(&registry)?;
+    let steering = crate::gslb::steering_factory(board.clone());
     let zones = Zones::load(&args.zones, steering).map_err(|e| {
         for d in &e.diagnostics {
             tracing::error!("{d}");
@@ -43,6 +46,8 @@ pub async fn run(args: DnsArgs, steering: SteeringFactory) -> anyhow::Result<()>
             args.zones.display()
         )
     })?;
+    // Never answer blind: the first round of checks runs before the listeners open.
+    board.first_round().await;
     let options = DnsOptions {
         listen: args.listen.clone(),
         udp_workers: args.udp_workers,
@@ -60,7 +65,7 @@ pub async fn run(args: DnsArgs, steering: SteeringFactory) -> anyhow::Result<()>
     let mut term = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match zones.reload() {
+            _ = hup.recv() => match reload(&zones, &board).await {
                 Ok(set) => {
                     metrics.reloads.with_label_values(&["ok"]).inc();
                     tracing::info!(zones = set.zones().len(), "zones reloaded");
@@ -79,4 +84,14 @@ pub async fn run(args: DnsArgs, steering: SteeringFactory) -> anyhow::Result<()>
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// Reads the zones again; new datacenters get their first check before the new set serves.
+async fn reload(
+    zones: &Zones,
+    board: &HealthBoard,
+) -> Result<std::sync::Arc<crate::config::ZoneSet>, crate::config::ConfigError> {
+    let loaded = zones.prepare()?;
+    board.first_round().await;
+    Ok(zones.publish(loaded))
 }

@@ -24,7 +24,9 @@ pub use catalog::Catalog;
 pub use metrics::DnsMetrics;
 pub use query::Ecs;
 pub use respond::DEFAULT_MAX_UDP_PAYLOAD;
-pub use server::{DnsOptions, DnsServer, SteeringFactory, Zones, first_datacenter_steering};
+pub use server::{
+    DnsOptions, DnsServer, Loaded, SteeringFactory, Zones, first_datacenter_steering,
+};
 pub use steer::{Client, FirstDatacenter, MAX_ANSWER_DCS, Steered, ZoneSteering};
 
 /// Checks that a CAA value can be served (used by zone validation, which must not see hickory
@@ -43,6 +45,17 @@ pub fn answer_packet(
 ) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     respond::answer_udp(catalog, packet, source, max_udp, &mut out).map(|_| out)
+}
+
+/// [`answer_packet`] into a reused buffer (benchmarks): true when a reply was written.
+pub fn answer_into(
+    catalog: &Catalog,
+    packet: &[u8],
+    source: std::net::IpAddr,
+    max_udp: u16,
+    out: &mut Vec<u8>,
+) -> bool {
+    respond::answer_udp(catalog, packet, source, max_udp, out).is_some()
 }
 
 /// Like [`answer_packet`], but always through the general path (no fast path): for the

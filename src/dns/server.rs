@@ -98,12 +98,23 @@ impl Zones {
     /// Re-reads and re-validates every zone file, then swaps the new set in at once. On any
     /// error the old zones keep serving and the error is returned.
     pub fn reload(&self) -> Result<Arc<ZoneSet>, ConfigError> {
+        Ok(self.publish(self.prepare()?))
+    }
+
+    /// The first half of a reload: reads, validates and compiles every zone file (and builds
+    /// their steering) without serving them yet.
+    pub fn prepare(&self) -> Result<Loaded, ConfigError> {
         let set = load_zone_dir(&self.source)?;
         let catalog = Catalog::new(&set, (self.steering)(&set)?);
-        let set = Arc::new(set);
+        Ok(Loaded { set, catalog })
+    }
+
+    /// The second half: serves a prepared set, in one atomic swap.
+    pub fn publish(&self, loaded: Loaded) -> Arc<ZoneSet> {
+        let set = Arc::new(loaded.set);
         self.set.store(set.clone());
-        self.catalog.store(Arc::new(catalog));
-        Ok(set)
+        self.catalog.store(Arc::new(loaded.catalog));
+        set
     }
 
     /// The zone set being served.
@@ -114,6 +125,20 @@ impl Zones {
     /// The compiled catalog being served.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.load_full()
+    }
+}
+
+/// A zone set read and compiled, not yet served.
+#[derive(Debug)]
+pub struct Loaded {
+    set: ZoneSet,
+    catalog: Catalog,
+}
+
+impl Loaded {
+    /// The zones.
+    pub fn set(&self) -> &ZoneSet {
+        &self.set
     }
 }
 

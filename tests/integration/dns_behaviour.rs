@@ -296,3 +296,30 @@ async fn malformed_packets_get_formerr_or_nothing() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn serves_ipv4_and_ipv6_on_udp_and_tcp() {
+    let opts = meridian::dns::DnsOptions {
+        listen: vec![
+            "127.0.0.1:0".parse().expect("v4"),
+            "[::1]:0".parse().expect("v6"),
+        ],
+        ..Default::default()
+    };
+    let s = TestDns::start_opts(
+        &data_dir().join("zones"),
+        meridian::dns::first_datacenter_steering(),
+        opts,
+    )
+    .await;
+    let addrs = s.local_addrs();
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6());
+    for a in addrs {
+        let q = Q::new("www.example.com.", RecordType::A).bytes();
+        let m = s.at(a).udp(&q).await;
+        assert_eq!(m.answers.len(), 2, "UDP at {a}");
+        let m = s.at(a).tcp_pipelined(&[q]).await;
+        assert_eq!(m[0].answers.len(), 2, "TCP at {a}");
+    }
+    s.stop().await;
+}

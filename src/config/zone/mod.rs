@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use model::*;
+pub use steering::{MAX_ANSWERS, MAX_SERVICE_DCS};
 pub use validate::parse_zone;
 
 use crate::config::Name;

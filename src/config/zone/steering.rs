@@ -17,6 +17,11 @@ use crate::config::Name;
 use crate::config::codes;
 use crate::config::error::Collector;
 
+/// Most datacenters a service may list (the policy engine keeps lists inline).
+pub const MAX_SERVICE_DCS: usize = 64;
+/// Most datacenters one answer may name.
+pub const MAX_ANSWERS: usize = 16;
+
 pub(crate) fn build(c: &mut Collector<'_>, file: &Path, raw: &RawZone, zone: &mut Zone) {
     // Datacenters first: everything else refers to them by name.
     for (name, dc) in &raw.datacenters {
@@ -635,16 +640,29 @@ fn service(c: &mut Collector<'_>, s: &Spanned<RawService>, zone: &Zone) -> Optio
             "a service needs at least one datacenter",
         );
     }
+    if datacenters.len() > MAX_SERVICE_DCS {
+        c.err(
+            &r.datacenters.span(),
+            &item,
+            format!("a service lists at most {MAX_SERVICE_DCS} datacenters"),
+        );
+    }
     let answers = match &r.answers {
         None => 1,
-        Some(a) if *a.get_ref() >= 1 && (*a.get_ref() as usize) <= datacenters.len().max(1) => {
+        Some(a)
+            if *a.get_ref() >= 1
+                && (*a.get_ref() as usize) <= datacenters.len().clamp(1, MAX_ANSWERS) =>
+        {
             *a.get_ref() as usize
         }
         Some(a) => {
             c.err(
                 &a.span(),
                 &item,
-                format!("answers must be within 1..={}", datacenters.len().max(1)),
+                format!(
+                    "answers must be within 1..={}",
+                    datacenters.len().clamp(1, MAX_ANSWERS)
+                ),
             );
             1
         }

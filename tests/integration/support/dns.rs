@@ -30,9 +30,13 @@ impl TestDns {
     }
 
     pub async fn start_with(zone_dir: &Path, steering: SteeringFactory) -> Self {
+        Self::start_opts(zone_dir, steering, DnsOptions::default()).await
+    }
+
+    pub async fn start_opts(zone_dir: &Path, steering: SteeringFactory, opts: DnsOptions) -> Self {
         let zones = Zones::load(zone_dir, steering).expect("test zones load");
         let metrics = DnsMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let server = DnsServer::start(&zones, &DnsOptions::default(), metrics)
+        let server = DnsServer::start(&zones, &opts, metrics)
             .await
             .expect("server starts");
         TestDns {
@@ -40,6 +44,18 @@ impl TestDns {
             zones,
             server: Some(server),
         }
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.server
+            .as_ref()
+            .map(|s| s.local_addrs.clone())
+            .unwrap_or_default()
+    }
+
+    /// The same server, queried at another of its addresses.
+    pub fn at(&self, addr: SocketAddr) -> TestDnsRef<'_> {
+        TestDnsRef { dns: self, addr }
     }
 
     pub async fn stop(mut self) {
@@ -50,15 +66,8 @@ impl TestDns {
 
     /// Sends one UDP query and waits (bounded) for the reply bytes.
     pub async fn udp_raw(&self, query: &[u8]) -> Option<Vec<u8>> {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        sock.send_to(query, self.addr).await.expect("send");
-        let mut buf = vec![0u8; 65535];
-        match tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf)).await {
-            Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
-            _ => None,
-        }
+        udp_to(self.addr, query).await
     }
-
     pub async fn udp(&self, query: &[u8]) -> Message {
         let bytes = self.udp_raw(query).await.expect("a UDP reply");
         Message::from_vec(&bytes).expect("a well-formed reply")
@@ -66,7 +75,46 @@ impl TestDns {
 
     /// Sends several queries on one TCP connection, all before reading, and reads the replies.
     pub async fn tcp_pipelined(&self, queries: &[Vec<u8>]) -> Vec<Message> {
-        let mut s = TcpStream::connect(self.addr).await.expect("connect");
+        tcp_to(self.addr, queries).await
+    }
+}
+
+/// A view of a test server at one of its addresses.
+pub struct TestDnsRef<'a> {
+    dns: &'a TestDns,
+    pub addr: SocketAddr,
+}
+
+impl TestDnsRef<'_> {
+    pub async fn udp(&self, query: &[u8]) -> Message {
+        let _ = self.dns;
+        let bytes = udp_to(self.addr, query).await.expect("a UDP reply");
+        Message::from_vec(&bytes).expect("a well-formed reply")
+    }
+
+    pub async fn tcp_pipelined(&self, queries: &[Vec<u8>]) -> Vec<Message> {
+        tcp_to(self.addr, queries).await
+    }
+}
+
+async fn udp_to(addr: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+    let local = if addr.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let sock = UdpSocket::bind(local).await.expect("bind");
+    sock.send_to(query, addr).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(REPLY_TIMEOUT, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+async fn tcp_to(addr: SocketAddr, queries: &[Vec<u8>]) -> Vec<Message> {
+    {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
         let mut out = Vec::new();
         for q in queries {
             out.extend_from_slice(&(q.len() as u16).to_be_bytes());
