@@ -263,9 +263,20 @@ impl Pool {
         exclude: &[usize],
     ) -> Result<Lease, PickError> {
         match self.pick(hash, exclude) {
-            Err(PickError::Full) if self.cfg.max_pending > 0 => {}
-            r => return r,
+            // Boxed: the waiting state is large and rarely needed; every request's future
+            // would otherwise carry (and move) it.
+            Err(PickError::Full) if self.cfg.max_pending > 0 => {
+                Box::pin(self.wait_for_slot(hash, exclude)).await
+            }
+            r => r,
         }
+    }
+
+    async fn wait_for_slot(
+        self: &Arc<Self>,
+        hash: u64,
+        exclude: &[usize],
+    ) -> Result<Lease, PickError> {
         if self.pending.fetch_add(1, Ordering::Relaxed) >= self.cfg.max_pending {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             return Err(PickError::Full);

@@ -62,6 +62,8 @@ impl Proxy {
     ) -> Response<RespBody> {
         let start = Instant::now();
         let (mut parts, body) = req.into_parts();
+        // Room for the five headers added below, so the map grows once, not per insert.
+        parts.headers.reserve(5);
         let declared = content_length(&parts.headers);
         if self.max_body > 0 && declared.is_some_and(|n| n > self.max_body) {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
@@ -95,7 +97,7 @@ impl Proxy {
         let body = if body.is_end_stream() {
             ReqBody::Empty
         } else if idempotent && declared.is_some_and(|n| n <= cap) {
-            match Limited::new(body, cap as usize).collect().await {
+            match Box::pin(Limited::new(body, cap as usize).collect()).await {
                 Ok(b) => ReqBody::Full(Some(b.to_bytes())),
                 Err(_) => return plain(StatusCode::BAD_REQUEST, "cannot read request body\n"),
             }
@@ -235,7 +237,8 @@ impl Proxy {
             let fresh = pooled.is_none();
             let mut conn = match pooled.take() {
                 Some(c) => c,
-                None => match b.conns.connect(t.connect).await {
+                // Boxed: dialling is rare with keep-alive and its future is large.
+                None => match Box::pin(b.conns.connect(t.connect)).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
