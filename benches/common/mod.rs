@@ -20,8 +20,11 @@ pub fn world() -> PathBuf {
     )
 }
 
-/// Every network of a database: IPv4 as (address, prefix), IPv6 likewise.
-pub fn networks(path: &Path) -> (Vec<(u32, u8)>, Vec<(u128, u8)>) {
+/// Networks as (first address, prefix length).
+pub type Nets<A> = Vec<(A, u8)>;
+
+/// Every network of a database: IPv4 and IPv6.
+pub fn networks(path: &Path) -> (Nets<u32>, Nets<u128>) {
     let reader = Reader::open_readfile(path).expect("world database");
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for item in reader.networks(WithinOptions::default()).expect("networks") {
