@@ -143,7 +143,9 @@ fn catalog(workload: &str) -> (Zones, tempfile::TempDir) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let _guard = rt.enter();
     let board = meridian::probe::HealthBoard::new(&registry).expect("board");
-    let zones = Zones::load(dir.path(), meridian::gslb::steering_factory(board)).expect("zones");
+    let metrics = meridian::dns::DnsMetrics::new(&registry).expect("metrics");
+    let zones =
+        Zones::load(dir.path(), meridian::gslb::steering_factory(board), metrics).expect("zones");
     std::mem::forget(rt);
     (zones, dir)
 }

@@ -32,6 +32,9 @@ enum Command {
         /// TOKIO_WORKER_THREADS or one per core.
         #[arg(long)]
         workers: Option<usize>,
+        /// Admin listener: /metrics, /status.json, /api (off when not given).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Log format.
         #[arg(long, default_value = "text")]
         log_format: LogFormat,
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
             zones,
             listen,
             workers,
+            admin,
             log_format,
         } => {
             meridian::telemetry::init_logging(log_format);
@@ -143,6 +147,8 @@ fn main() -> ExitCode {
                 zones,
                 listen,
                 udp_workers: workers,
+                admin,
+                admin_token: std::env::var("MERIDIAN_ADMIN_TOKEN").ok(),
             };
             run_async(meridian::app::dns::run(args))
         }

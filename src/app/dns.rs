@@ -18,6 +18,10 @@ pub struct DnsArgs {
     pub listen: Vec<SocketAddr>,
     /// UDP worker threads per address.
     pub udp_workers: usize,
+    /// Admin listener (metrics, status, API); `None` for none.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token of the admin API.
+    pub admin_token: Option<String>,
 }
 
 /// Worker threads: `TOKIO_WORKER_THREADS` when set (the benchmark harnesses set it), else one per
@@ -35,8 +39,9 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
     let metrics = DnsMetrics::new(&registry)?;
     let board = HealthBoard::new(&registry)?;
-    let steering = crate::gslb::steering_factory(board.clone());
-    let zones = Zones::load(&args.zones, steering).map_err(|e| {
+    let gslb_metrics = crate::gslb::GslbMetrics::new(&registry)?;
+    let steering = crate::gslb::steering_factory_with(board.clone(), Some(gslb_metrics));
+    let zones = Zones::load(&args.zones, steering, metrics.clone()).map_err(|e| {
         for d in &e.diagnostics {
             tracing::error!("{d}");
         }
@@ -53,13 +58,29 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
         udp_workers: args.udp_workers,
         ..DnsOptions::default()
     };
-    let server = DnsServer::start(&zones, &options, metrics.clone()).await?;
+    let server = DnsServer::start(&zones, &options).await?;
     let set = zones.current();
     for z in set.zones() {
         tracing::info!(zone = %z.origin, file = %z.file.display(), "serving zone");
     }
     for a in &server.local_addrs {
         tracing::info!(addr = %a, workers = options.udp_workers, "listening on UDP and TCP");
+    }
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    if let Some(addr) = args.admin {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "admin listening (/metrics, /status.json, /api)");
+        let handler = crate::app::dns_admin::DnsAdmin {
+            registry: registry.clone(),
+            board: board.clone(),
+            token: args.admin_token.clone(),
+        }
+        .handler();
+        tokio::spawn(crate::telemetry::http::serve(
+            listener,
+            handler,
+            admin_stopped,
+        ));
     }
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -82,6 +103,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    let _ = stop_admin.send(true);
     server.shutdown().await;
     Ok(())
 }

@@ -1,3 +1,4 @@
 //! The programs: what each subcommand runs, wired from the library's parts.
 
 pub mod dns;
+pub mod dns_admin;

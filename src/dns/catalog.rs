@@ -8,7 +8,9 @@ use hickory_proto::rr::rdata::{AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name as HName, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 
+use super::metrics::{DnsMetrics, ZoneCounters};
 use super::names::{to_hickory, to_wire};
+use super::respond::Answered;
 use super::steer::ZoneSteering;
 use crate::config::zone::{RecordData, Zone};
 use crate::config::{Name, ZoneSet};
@@ -60,19 +62,47 @@ pub(crate) struct ZoneData {
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub(crate) zones: Vec<ZoneData>,
+    /// Query counters per zone (same order), and for queries no zone answers.
+    counters: Vec<ZoneCounters>,
+    unzoned: Option<ZoneCounters>,
 }
 
 impl Catalog {
     /// Compiles a zone set. `steering` gives each zone (in `ZoneSet::zones()` order) its
     /// steering.
-    pub fn new(set: &ZoneSet, steering: Vec<Arc<dyn ZoneSteering>>) -> Self {
-        let zones = set
+    pub fn new(
+        set: &ZoneSet,
+        steering: Vec<Arc<dyn ZoneSteering>>,
+        metrics: Option<&DnsMetrics>,
+    ) -> Self {
+        let zones: Vec<ZoneData> = set
             .zones()
             .iter()
             .zip(steering)
             .map(|(z, s)| compile(z.clone(), s))
             .collect();
-        Catalog { zones }
+        let counters = metrics.map_or_else(Vec::new, |m| {
+            zones
+                .iter()
+                .map(|z| m.zone(z.config.origin.as_str()))
+                .collect()
+        });
+        Catalog {
+            zones,
+            counters,
+            unzoned: metrics.map(|m| m.zone("")),
+        }
+    }
+
+    /// Counts an answered query.
+    pub(crate) fn count(&self, a: &Answered) {
+        let c = match a.zone {
+            Some(i) => self.counters.get(i),
+            None => self.unzoned.as_ref(),
+        };
+        if let Some(c) = c {
+            c.count(a);
+        }
     }
 
     /// The zone whose origin is the longest suffix of `qname` (lower-case wire form), given the

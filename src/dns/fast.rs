@@ -100,6 +100,7 @@ pub(crate) fn answer(
     limit: usize,
     max_udp: u16,
     out: &mut Vec<u8>,
+    zone: &mut Option<usize>,
 ) -> bool {
     if q.opcode() != 0 || q.qclass != CLASS_IN || q.edns.is_some_and(|e| e.version != 0) {
         return false;
@@ -117,6 +118,7 @@ pub(crate) fn answer(
         begin(out, q, RCODE_REFUSED, false);
         return finish(out, q, 0, &client, 0, 0, 0, limit, max_udp);
     };
+    *zone = Some(zi);
     let z = &cat.zones[zi];
     if z.cuts.iter().any(|c| super::lookup::within(lower, c)) {
         return false;

@@ -26,6 +26,8 @@ pub(crate) struct Reply {
     pub(crate) additional: Vec<Record>,
     /// ECS scope prefix length for the answer.
     pub(crate) scope: u8,
+    /// Index of the zone that answered.
+    pub(crate) zone: Option<usize>,
 }
 
 impl Reply {
@@ -37,6 +39,7 @@ impl Reply {
             authority: Vec::new(),
             additional: Vec::new(),
             scope: 0,
+            zone: None,
         }
     }
 
@@ -74,6 +77,7 @@ pub(crate) fn lookup(cat: &Catalog, q: &Question<'_>, client: &Client) -> Reply 
     let z = &cat.zones[zi];
     let qtype = RecordType::from(q.qtype);
     let mut reply = Reply::authoritative();
+    reply.zone = Some(zi);
     let mut name: Box<[u8]> = lower.into();
     let mut owner_name = owner(q.qname);
     for _ in 0..=MAX_CNAME_HOPS {

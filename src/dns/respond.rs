@@ -36,6 +36,10 @@ pub(crate) struct Answered {
     pub(crate) rcode: u16,
     /// The query carried ECS.
     pub(crate) ecs: bool,
+    /// QTYPE (0 when the question could not be read).
+    pub(crate) qtype: u16,
+    /// Index of the zone that answered.
+    pub(crate) zone: Option<usize>,
 }
 
 /// Answers one UDP packet into `out`: the fast path when it covers the question, else the
@@ -47,6 +51,7 @@ pub(crate) fn answer_udp(
     max_udp: u16,
     out: &mut Vec<u8>,
 ) -> Option<Answered> {
+    let mut zone = None;
     if let Ok(q) = parse(packet)
         && super::fast::answer(
             cat,
@@ -55,11 +60,14 @@ pub(crate) fn answer_udp(
             udp_limit(q.edns.as_ref(), max_udp),
             max_udp,
             out,
+            &mut zone,
         )
     {
         return Some(Answered {
             rcode: u16::from(out[3] & 0x0f),
             ecs: q.edns.is_some_and(|e| e.ecs.is_some()),
+            qtype: q.qtype,
+            zone,
         });
     }
     let p = prepare(cat, packet, source, max_udp)?;
@@ -75,6 +83,11 @@ impl Prepared {
                 e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
                     .is_some()
             }),
+            qtype: self
+                .question
+                .as_ref()
+                .map_or(0, |q| u16::from(q.query_type())),
+            zone: self.reply.zone,
         }
     }
 }

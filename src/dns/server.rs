@@ -70,6 +70,7 @@ pub(crate) struct Shared {
 pub struct Zones {
     source: PathBuf,
     steering: SteeringFactory,
+    metrics: DnsMetrics,
     catalog: Arc<ArcSwap<Catalog>>,
     set: ArcSwap<ZoneSet>,
 }
@@ -84,12 +85,17 @@ impl std::fmt::Debug for Zones {
 
 impl Zones {
     /// Loads every zone file of `source` (a directory or one file); fails on any error.
-    pub fn load(source: &Path, steering: SteeringFactory) -> Result<Self, ConfigError> {
+    pub fn load(
+        source: &Path,
+        steering: SteeringFactory,
+        metrics: DnsMetrics,
+    ) -> Result<Self, ConfigError> {
         let set = load_zone_dir(source)?;
-        let catalog = Catalog::new(&set, steering(&set)?);
+        let catalog = Catalog::new(&set, steering(&set)?, Some(&metrics));
         Ok(Zones {
             source: source.to_path_buf(),
             steering,
+            metrics,
             catalog: Arc::new(ArcSwap::from_pointee(catalog)),
             set: ArcSwap::from_pointee(set),
         })
@@ -105,14 +111,19 @@ impl Zones {
     /// their steering) without serving them yet.
     pub fn prepare(&self) -> Result<Loaded, ConfigError> {
         let set = load_zone_dir(&self.source)?;
-        let catalog = Catalog::new(&set, (self.steering)(&set)?);
+        let catalog = Catalog::new(&set, (self.steering)(&set)?, Some(&self.metrics));
         Ok(Loaded { set, catalog })
     }
 
     /// The second half: serves a prepared set, in one atomic swap.
     pub fn publish(&self, loaded: Loaded) -> Arc<ZoneSet> {
         let set = Arc::new(loaded.set);
-        self.set.store(set.clone());
+        let old = self.set.swap(set.clone());
+        for z in old.zones() {
+            if !set.zones().iter().any(|n| n.origin == z.origin) {
+                self.metrics.forget_zone(z.origin.as_str());
+            }
+        }
         self.catalog.store(Arc::new(loaded.catalog));
         set
     }
@@ -161,11 +172,8 @@ impl std::fmt::Debug for DnsServer {
 
 impl DnsServer {
     /// Binds every listen address (UDP and TCP on the same port) and starts serving.
-    pub async fn start(
-        zones: &Zones,
-        options: &DnsOptions,
-        metrics: DnsMetrics,
-    ) -> std::io::Result<DnsServer> {
+    pub async fn start(zones: &Zones, options: &DnsOptions) -> std::io::Result<DnsServer> {
+        let metrics = zones.metrics.clone();
         let shared = Arc::new(Shared {
             catalog: zones.catalog.clone(),
             stopping: AtomicBool::new(false),

@@ -35,7 +35,7 @@ impl RequestHandler for TcpHandler {
                 counts: Default::default(),
             });
         };
-        self.shared.metrics.count(p.answered());
+        catalog.count(&p.answered());
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
         if let Some(e) = &p.edns {
             builder.edns(e);

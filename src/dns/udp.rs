@@ -119,7 +119,7 @@ fn serve(socket: UdpSocket, shared: Arc<Shared>) {
             if let Some(answered) =
                 answer_udp(catalog, packet, src.ip(), shared.max_udp, &mut outs[n])
             {
-                shared.metrics.count(answered);
+                catalog.count(&answered);
                 dests.push(Some(SockaddrStorage::from(src)));
                 n += 1;
             }

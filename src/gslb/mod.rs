@@ -7,6 +7,7 @@
 //! ```
 
 mod explain;
+mod metrics;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use crate::config::zone::Zone;
 use crate::config::{ConfigError, Diagnostic, ZoneSet};
 use crate::dns::{Client, Steered, SteeringFactory, ZoneSteering};
 use crate::geo::{DatabaseCache, Locator};
-use crate::policy::{ClientView, Decision, ZonePlan, select};
+use crate::policy::{ClientView, Decision, OrderTable, ZonePlan, select, select_precomputed};
 use crate::probe::{HealthBoard, ZoneHealth};
 
 pub use explain::{ExplainRequest, explain};
+pub use metrics::GslbMetrics;
+use metrics::ServiceCounters;
 
 /// Steering of one zone's services from live health and client location.
 #[derive(Debug)]
@@ -27,34 +30,96 @@ pub struct GeoSteering {
     plan: ZonePlan,
     locator: Arc<Locator>,
     health: Arc<ZoneHealth>,
+    /// Per service: the policy's order for every location, when it depends on nothing else.
+    tables: Vec<Option<OrderTable>>,
     /// Per service: every candidate was down at the last query (for logging transitions once).
     all_down: Vec<AtomicBool>,
+    /// Per service: answer and fail-open counters.
+    counters: Vec<ServiceCounters>,
+    metrics: Option<GslbMetrics>,
 }
 
 impl GeoSteering {
     /// Steering for a zone.
     pub fn new(zone: Arc<Zone>, locator: Arc<Locator>, health: Arc<ZoneHealth>) -> Self {
+        Self::with_metrics(zone, locator, health, None)
+    }
+
+    /// Steering for a zone, counting answers on `metrics`.
+    pub fn with_metrics(
+        zone: Arc<Zone>,
+        locator: Arc<Locator>,
+        health: Arc<ZoneHealth>,
+        metrics: Option<GslbMetrics>,
+    ) -> Self {
+        let counters = metrics
+            .as_ref()
+            .map(|m| m.services(&zone))
+            .unwrap_or_default();
         let all_down = zone
             .services
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let plan = ZonePlan::new(zone);
+        let tables = (0..plan.zone.services.len())
+            .map(|s| {
+                let views = locator
+                    .locations()
+                    .map(|(_, loc)| view(IpAddr::from([0, 0, 0, 0]), 0, loc, 0));
+                OrderTable::build(&plan, s, views)
+            })
+            .collect();
         GeoSteering {
-            plan: ZonePlan::new(zone),
+            plan,
             locator,
             health,
+            tables,
             all_down,
+            counters,
+            metrics,
         }
+    }
+
+    /// Locates `addr/prefix` and runs the policy engine without the per-location tables
+    /// (for the test that keeps the two in agreement).
+    pub fn decide_uncached(&self, service: usize, addr: IpAddr, prefix: u8, draw: u64) -> Decision {
+        let hit = self.locator.locate_subnet(addr, prefix);
+        let loc = self.locator.location(hit.loc);
+        let view = view(addr, prefix, loc, hit.scope);
+        select(&self.plan, service, &view, &self.health.load(), draw)
     }
 
     /// Locates `addr/prefix` and runs the policy engine.
     pub fn decide(&self, service: usize, addr: IpAddr, prefix: u8) -> Decision {
+        match &self.metrics {
+            Some(m) if metrics::sample() => {
+                let start = std::time::Instant::now();
+                let d = self.decide_inner(service, addr, prefix);
+                m.observe_decision(start.elapsed());
+                d
+            }
+            _ => self.decide_inner(service, addr, prefix),
+        }
+    }
+
+    fn decide_inner(&self, service: usize, addr: IpAddr, prefix: u8) -> Decision {
         let hit = self.locator.locate_subnet(addr, prefix);
         let loc = self.locator.location(hit.loc);
         let view = view(addr, prefix, loc, hit.scope);
         let health = self.health.load();
-        let d = select(&self.plan, service, &view, &health, rand::random());
+        let pre = self
+            .tables
+            .get(service)
+            .and_then(|t| t.as_ref()?.get(hit.loc.index()));
+        let d = match pre {
+            Some(pre) => select_precomputed(&self.plan, service, &view, &health, pre),
+            None => select(&self.plan, service, &view, &health, rand::random()),
+        };
         self.note_all_down(service, d.all_down);
+        if let Some(c) = self.counters.get(service) {
+            c.count(&d);
+        }
         d
     }
 
@@ -138,8 +203,13 @@ pub fn locators(
 }
 
 /// The steering factory of `meridian dns`: locators (databases shared and reused across
-/// reloads) and the health board's live view of each zone.
+/// reloads), the health board's live view of each zone, and (optionally) answer counters.
 pub fn steering_factory(board: HealthBoard) -> SteeringFactory {
+    steering_factory_with(board, None)
+}
+
+/// [`steering_factory`] counting answers on `metrics`.
+pub fn steering_factory_with(board: HealthBoard, metrics: Option<GslbMetrics>) -> SteeringFactory {
     let cache = Arc::new(std::sync::Mutex::new(DatabaseCache::default()));
     Arc::new(move |set: &ZoneSet| {
         let mut cache = cache
@@ -152,7 +222,10 @@ pub fn steering_factory(board: HealthBoard) -> SteeringFactory {
             .iter()
             .zip(locs)
             .zip(health)
-            .map(|((z, l), h)| Arc::new(GeoSteering::new(z.clone(), l, h)) as Arc<dyn ZoneSteering>)
+            .map(|((z, l), h)| {
+                Arc::new(GeoSteering::with_metrics(z.clone(), l, h, metrics.clone()))
+                    as Arc<dyn ZoneSteering>
+            })
             .collect())
     })
 }

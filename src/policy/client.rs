@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::config::zone::{ClientMatch, ClientSet, DcId, GeoPoint};
+pub(crate) use crate::config::zone::ClientMatch;
+use crate::config::zone::{ClientSet, DcId, GeoPoint};
 
 /// A located client.
 #[derive(Debug, Clone, Copy, PartialEq)]

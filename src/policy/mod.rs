@@ -16,12 +16,16 @@ mod explain;
 mod order;
 mod plan;
 mod select;
+mod table;
 
 pub use client::{ClientView, matches};
 pub use distance::great_circle_km;
 pub use explain::{Explanation, NoTrace, Step, Trace};
 pub use plan::ZonePlan;
-pub use select::{DcList, Decision, MAX_DCS, select, select_traced};
+pub use select::{
+    DcList, Decision, MAX_DCS, Precomputed, select, select_precomputed, select_traced,
+};
+pub use table::OrderTable;
 
 #[cfg(test)]
 mod tests;

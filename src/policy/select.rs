@@ -139,6 +139,40 @@ pub fn select_traced<T: Trace>(
     draw: u64,
     t: &mut T,
 ) -> Decision {
+    pipeline(plan, service, client, health, draw, None, t)
+}
+
+/// What an [`OrderTable`](super::OrderTable) knows of a location in advance: the policy's
+/// full order of the candidates and the sovereignty rule that applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Precomputed<'a> {
+    /// Every candidate, in the policy's order for this location.
+    pub order: &'a [u16],
+    /// Index of the sovereignty rule covering the location.
+    pub fence: Option<usize>,
+}
+
+/// [`select`] with the location's order looked up instead of computed: the same decision,
+/// without distances or code comparisons on the query path.
+pub fn select_precomputed(
+    plan: &ZonePlan,
+    service: usize,
+    client: &ClientView<'_>,
+    health: &[DcHealth],
+    pre: Precomputed<'_>,
+) -> Decision {
+    pipeline(plan, service, client, health, 0, Some(pre), &mut NoTrace)
+}
+
+fn pipeline<T: Trace>(
+    plan: &ZonePlan,
+    service: usize,
+    client: &ClientView<'_>,
+    health: &[DcHealth],
+    draw: u64,
+    pre: Option<Precomputed<'_>>,
+    t: &mut T,
+) -> Decision {
     let svc = &plan.zone.services[service];
     let up = |d: DcId| health.get(d).is_none_or(DcHealth::is_up);
     let candidates = DcList::from_ids(svc.datacenters.iter().copied());
@@ -157,7 +191,10 @@ pub fn select_traced<T: Trace>(
         format!("{dropped} down, draining or overloaded dropped")
     });
 
-    let fence = svc.sovereignty.iter().find(|f| matches(&f.clients, client));
+    let fence = match pre {
+        Some(p) => p.fence.and_then(|i| svc.sovereignty.get(i)),
+        None => svc.sovereignty.iter().find(|f| matches(&f.clients, client)),
+    };
     let mut allowed = healthy;
     let mut all_down = false;
     match fence {
@@ -211,8 +248,23 @@ pub fn select_traced<T: Trace>(
     }
 
     let mut ordered = allowed;
-    let why = order::order_why(plan, svc, client, draw, &mut ordered);
-    t.step("order", &ordered.as_slice(), || why.to_string());
+    match pre {
+        Some(p) => {
+            ordered = DcList::from_ids(
+                p.order
+                    .iter()
+                    .map(|d| *d as DcId)
+                    .filter(|d| allowed.contains(*d)),
+            );
+            t.step("order", &ordered.as_slice(), || {
+                "precomputed for the location".into()
+            });
+        }
+        None => {
+            let why = order::order_why(plan, svc, client, draw, &mut ordered);
+            t.step("order", &ordered.as_slice(), || why.to_string());
+        }
+    }
     let shedding = shed(plan, svc, client, health, &mut ordered);
     if shedding {
         t.step("spill-over", &ordered.as_slice(), || {

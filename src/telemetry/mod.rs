@@ -1,4 +1,6 @@
-//! Logging and metrics set-up.
+//! Logging, metrics and the admin HTTP server.
+
+pub mod http;
 
 use std::str::FromStr;
 

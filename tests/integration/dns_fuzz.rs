@@ -14,9 +14,12 @@ use crate::support::dns::{Q, data_dir};
 fn catalog() -> &'static Zones {
     static Z: OnceLock<Zones> = OnceLock::new();
     Z.get_or_init(|| {
+        let metrics =
+            meridian::dns::DnsMetrics::new(&prometheus::Registry::new()).expect("metrics");
         Zones::load(
             &data_dir().join("zones"),
             meridian::dns::first_datacenter_steering(),
+            metrics,
         )
         .expect("zones")
     })

@@ -26,7 +26,17 @@ struct World {
 /// The example zone, with its checks pointed at three loopback sites and `extra` appended.
 async fn world(extra: &str) -> World {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut zone = std::fs::read_to_string(root.join("zones/example.com.toml")).expect("zone");
+    world_from(
+        &root.join("zones/example.com.toml"),
+        extra,
+        tempfile::tempdir().expect("tempdir"),
+    )
+    .await
+}
+
+async fn world_from(file: &Path, extra: &str, dir: tempfile::TempDir) -> World {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut zone = std::fs::read_to_string(file).expect("zone");
     zone = zone.replace(
         "\"../geoip/demo.mmdb\"",
         &format!("{:?}", root.join("geoip/demo.mmdb")),
@@ -38,7 +48,6 @@ async fn world(extra: &str) -> World {
         sites.push(site);
     }
     zone.push_str(extra);
-    let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("example.com.toml"), zone).expect("write");
     let board = HealthBoard::new(&prometheus::Registry::new()).expect("board");
     let dns =
@@ -202,5 +211,94 @@ async fn ecs_scope_blocks_answer_alike_over_the_wire() {
             "{subnet} vs {other} (scope /{scope})"
         );
     }
+    w.dns.stop().await;
+}
+
+/// The example zone with eu-west's check asking for at least 2 healthy backends and shedding
+/// above load 0.8, keeping 60 % of its clients.
+fn with_eu_settings(zone: &str) -> String {
+    zone.replacen(
+        "check = { url = \"http://127.0.1.1:9101/health\" }",
+        "check = { url = \"http://127.0.1.1:9101/health\", min_healthy = 2 }\nshed_at = 0.8\nshed_keep = 0.6",
+        1,
+    )
+}
+
+async fn world_with(edit: fn(&str) -> String) -> World {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("zones/example.com.toml")).expect("zone");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).expect("dir");
+    std::fs::write(edited.join("example.com.toml"), edit(&text)).expect("write");
+    world_from(&edited.join("example.com.toml"), "", dir).await
+}
+
+async fn wait_for(w: &World, subnet: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if answer_strings(&ask(w, "www.example.com.", subnet).await) == [want] {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subnet} never got {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn draining_and_min_healthy_take_a_site_out_of_answers() {
+    let w = world_with(with_eu_settings).await;
+    let gb = "81.2.69.0/24";
+    w._sites[0].report("up", 3, 3, 0.1);
+    wait_for(&w, gb, EU_WEST).await;
+    w._sites[0].report("draining", 3, 3, 0.1);
+    wait_for(&w, gb, US_EAST).await;
+    w._sites[0].report("up", 3, 3, 0.1);
+    wait_for(&w, gb, EU_WEST).await;
+    w._sites[0].report("up", 1, 3, 0.1);
+    wait_for(&w, gb, US_EAST).await;
+    w._sites[0].report("up", 2, 3, 0.1);
+    wait_for(&w, gb, EU_WEST).await;
+    w.dns.stop().await;
+}
+
+#[tokio::test]
+async fn an_overloaded_site_keeps_its_share_and_spreads_the_rest() {
+    let w = world_with(with_eu_settings).await;
+    let site = &w._sites[0];
+    site.report("up", 3, 3, 0.1);
+    wait_for(&w, "81.2.69.0/24", EU_WEST).await;
+    site.report("up", 3, 3, 1.5);
+    // Clients of eu-west outside the EU fence: distinct /56s of the GB network 2a02:d3c0::/29.
+    let nets: Vec<String> = (0..2000u32)
+        .map(|i| format!("2a02:d3c{:x}:{:x}:{:x}00::/56", i % 8, i / 8, i % 256))
+        .collect();
+    // First wait until the report is seen (some client moves), then measure one whole pass.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut i = 0;
+    while answer_strings(&ask(&w, "www.example.com.", &nets[i % nets.len()]).await) == [EU_WEST] {
+        i += 1;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load report was never seen"
+        );
+    }
+    let mut moved = std::collections::BTreeMap::new();
+    let mut stayed = 0usize;
+    let total = nets.len();
+    for net in &nets {
+        let a = answer_strings(&ask(&w, "www.example.com.", net).await);
+        if a == [EU_WEST] {
+            stayed += 1;
+        } else {
+            *moved.entry(a.join(",")).or_insert(0usize) += 1;
+        }
+    }
+    let share = stayed as f64 / total as f64;
+    assert!((share - 0.6).abs() <= 0.03, "kept {share}, configured 0.6");
+    assert!(!moved.is_empty(), "{moved:?}");
     w.dns.stop().await;
 }

@@ -177,3 +177,43 @@ fn failover_scope_is_zero_and_nested_overrides_narrow_the_scope() {
         d.scope
     );
 }
+
+/// One steering per combination of up / down / draining of the three datacenters.
+fn steerings_by_health() -> &'static Vec<GeoSteering> {
+    static S: OnceLock<Vec<GeoSteering>> = OnceLock::new();
+    S.get_or_init(|| {
+        use meridian::probe::DcState;
+        let zone = Arc::new(parse_zone(Path::new("example.com.toml"), &zone_text()).expect("zone"));
+        let locator =
+            Arc::new(Locator::new(&zone.geoip, &mut DatabaseCache::default()).expect("locator"));
+        let states = [DcState::Up, DcState::Down, DcState::Draining];
+        let mut out = Vec::new();
+        for i in 0..27 {
+            let h: Vec<DcHealth> = (0..3)
+                .map(|d| DcHealth {
+                    state: states[(i / 3usize.pow(d)) % 3],
+                    ..DcHealth::UP
+                })
+                .collect();
+            let health = Arc::new(ZoneHealth::new(zone.origin.clone(), h));
+            out.push(GeoSteering::new(
+                Arc::clone(&zone),
+                Arc::clone(&locator),
+                health,
+            ));
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The per-location order tables give exactly the decision the full pipeline gives.
+    #[test]
+    fn precomputed_orders_agree_with_the_pipeline(a in arb_v4(), health in 0usize..27, service in 0usize..3) {
+        let s = &steerings_by_health()[health];
+        let addr = IpAddr::V4(a);
+        prop_assert_eq!(s.decide(service, addr, 24), s.decide_uncached(service, addr, 24, 0));
+    }
+}

@@ -34,9 +34,9 @@ impl TestDns {
     }
 
     pub async fn start_opts(zone_dir: &Path, steering: SteeringFactory, opts: DnsOptions) -> Self {
-        let zones = Zones::load(zone_dir, steering).expect("test zones load");
         let metrics = DnsMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let server = DnsServer::start(&zones, &opts, metrics)
+        let zones = Zones::load(zone_dir, steering, metrics).expect("test zones load");
+        let server = DnsServer::start(&zones, &opts)
             .await
             .expect("server starts");
         TestDns {

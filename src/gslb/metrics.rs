@@ -1,0 +1,120 @@
+//! Steering counters: answers by zone, service and chosen datacenter; queries answered while
+//! every candidate was down; and a sampled histogram of decision time.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::config::zone::Zone;
+use crate::policy::Decision;
+
+/// One decision in this many is timed.
+const SAMPLE_EVERY: u32 = 64;
+
+/// Counters of the steering path.
+#[derive(Debug, Clone)]
+pub struct GslbMetrics {
+    answers: IntCounterVec,
+    all_down: IntCounterVec,
+    decision: Histogram,
+}
+
+impl GslbMetrics {
+    /// Creates and registers the counters.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let answers = IntCounterVec::new(
+            Opts::new(
+                "meridian_dns_steered_answers_total",
+                "Service answers, by zone, service and the datacenter answered first",
+            ),
+            &["zone", "service", "datacenter"],
+        )?;
+        let all_down = IntCounterVec::new(
+            Opts::new(
+                "meridian_dns_all_down_answers_total",
+                "Service answers given while every candidate datacenter was down, by action \
+                 (fail_open or nodata)",
+            ),
+            &["zone", "service", "action"],
+        )?;
+        let decision = Histogram::with_opts(
+            HistogramOpts::new(
+                "meridian_dns_decision_duration_seconds",
+                "Time to locate a client and select datacenters (one decision in 64 is timed)",
+            )
+            .buckets(vec![
+                1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4,
+            ]),
+        )?;
+        registry.register(Box::new(answers.clone()))?;
+        registry.register(Box::new(all_down.clone()))?;
+        registry.register(Box::new(decision.clone()))?;
+        Ok(GslbMetrics {
+            answers,
+            all_down,
+            decision,
+        })
+    }
+
+    pub(crate) fn services(&self, zone: &Zone) -> Vec<ServiceCounters> {
+        let origin = zone.origin.as_str();
+        zone.services
+            .iter()
+            .map(|s| {
+                let name = s.name.as_str();
+                ServiceCounters {
+                    by_dc: zone
+                        .datacenters
+                        .iter()
+                        .map(|d| self.answers.with_label_values(&[origin, name, &d.name]))
+                        .collect(),
+                    fail_open: self
+                        .all_down
+                        .with_label_values(&[origin, name, "fail_open"]),
+                    nodata: self.all_down.with_label_values(&[origin, name, "nodata"]),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn observe_decision(&self, d: Duration) {
+        self.decision.observe(d.as_secs_f64());
+    }
+}
+
+/// Pre-resolved counters of one service.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceCounters {
+    by_dc: Vec<IntCounter>,
+    fail_open: IntCounter,
+    nodata: IntCounter,
+}
+
+impl ServiceCounters {
+    pub(crate) fn count(&self, d: &Decision) {
+        if let Some(first) = d.dcs.iter().next()
+            && let Some(c) = self.by_dc.get(first)
+        {
+            c.inc();
+        }
+        if d.all_down {
+            if d.nodata {
+                self.nodata.inc();
+            } else {
+                self.fail_open.inc();
+            }
+        }
+    }
+}
+
+thread_local!(static TICK: Cell<u32> = const { Cell::new(0) });
+
+/// True for one call in [`SAMPLE_EVERY`] on each thread.
+pub(crate) fn sample() -> bool {
+    TICK.with(|t| {
+        let n = t.get().wrapping_add(1);
+        t.set(n);
+        n % SAMPLE_EVERY == 0
+    })
+}
