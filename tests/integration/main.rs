@@ -3,6 +3,7 @@
 mod support;
 
 mod config_files;
+mod demo;
 mod dns_behaviour;
 mod dns_ecs;
 mod dns_fuzz;
