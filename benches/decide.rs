@@ -8,12 +8,14 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use maxminddb::{Reader, WithinOptions};
+
+#[path = "common/mod.rs"]
+mod common;
+
 use meridian::config::zone::parse_zone;
 use meridian::geo::{DatabaseCache, Locator};
 use meridian::gslb::GeoSteering;
@@ -21,28 +23,10 @@ use meridian::probe::{DcHealth, ZoneHealth};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-fn world() -> PathBuf {
-    std::env::var_os("MERIDIAN_WORLD_MMDB").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/testdata/synthetic/world-synthetic.mmdb")
-        },
-        PathBuf::from,
-    )
-}
-
 /// Client subnets as the `world` DNS workload sends them: 90 % IPv4 /24, 10 % IPv6 /56, each
 /// inside a network of the database.
 fn subnets(path: &Path) -> Vec<(IpAddr, u8)> {
-    let reader = Reader::open_readfile(path).expect("world database");
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for item in reader.networks(WithinOptions::default()).expect("networks") {
-        let net = item.expect("network").network().expect("network");
-        match net.ip() {
-            IpAddr::V4(a) => v4.push((u32::from(a), net.prefix())),
-            IpAddr::V6(a) => v6.push((u128::from(a), net.prefix())),
-        }
-    }
+    let (v4, v6) = common::networks(path);
     let mut rng = StdRng::seed_from_u64(7);
     (0..100_000)
         .map(|i| {
@@ -110,40 +94,13 @@ datacenters = ["us-east", "eu-west", "ap-northeast"]
 }
 
 fn distribution(name: &str, s: &GeoSteering, svc: usize, subnets: &[(IpAddr, u8)]) {
-    let timer = {
-        let mut t: Vec<Duration> = (0..100_000)
-            .map(|_| {
-                let st = Instant::now();
-                black_box(());
-                st.elapsed()
-            })
-            .collect();
-        t.sort();
-        t[t.len() / 2]
-    };
-    let mut t = Vec::with_capacity(subnets.len() * 3);
-    for _ in 0..3 {
-        for &(a, p) in subnets {
-            let st = Instant::now();
-            black_box(s.decide(svc, black_box(a), p));
-            t.push(st.elapsed());
-        }
-    }
-    t.sort();
-    let q = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize].as_nanos();
-    println!(
-        "decide {name}: per call, timer included: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns \
-         (timer alone: {} ns)",
-        q(0.50),
-        q(0.90),
-        q(0.99),
-        q(0.999),
-        timer.as_nanos()
-    );
+    common::per_call(&format!("decide {name}"), subnets, 3, |&(a, p)| {
+        black_box(s.decide(svc, black_box(a), p));
+    });
 }
 
 fn bench(c: &mut Criterion) {
-    let db = world();
+    let db = common::world();
     let z = Arc::new(parse_zone(Path::new("geo.example.toml"), &zone(&db)).expect("zone"));
     let locator = Arc::new(Locator::new(&z.geoip, &mut DatabaseCache::default()).expect("locator"));
     let health = Arc::new(ZoneHealth::new(z.origin.clone(), vec![DcHealth::UP; 3]));

@@ -8,38 +8,23 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use maxminddb::{Reader, WithinOptions};
+
+#[path = "common/mod.rs"]
+mod common;
+
 use meridian::config::zone::model::{GeoipConfig, NetOverride, NetTarget};
 use meridian::geo::{GeoDatabase, Locator};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-fn world() -> PathBuf {
-    std::env::var_os("MERIDIAN_WORLD_MMDB").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/testdata/synthetic/world-synthetic.mmdb")
-        },
-        PathBuf::from,
-    )
-}
-
 /// 100,000 addresses inside the database's networks: 90 % IPv4, 10 % IPv6, seeded.
 fn addresses(path: &Path) -> Vec<IpAddr> {
-    let reader = Reader::open_readfile(path).expect("world database");
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for item in reader.networks(WithinOptions::default()).expect("networks") {
-        let net = item.expect("network").network().expect("network");
-        match net.ip() {
-            IpAddr::V4(a) => v4.push((u32::from(a), net.prefix())),
-            IpAddr::V6(a) => v6.push((u128::from(a), net.prefix())),
-        }
-    }
+    let (v4, v6) = common::networks(path);
     let mut rng = StdRng::seed_from_u64(20240601);
     (0..100_000)
         .map(|i| {
@@ -74,40 +59,13 @@ fn nets_overrides() -> Vec<NetOverride> {
 }
 
 fn latency_distribution(name: &str, l: &Locator, addrs: &[IpAddr]) {
-    let timer = {
-        let mut t: Vec<Duration> = (0..100_000)
-            .map(|_| {
-                let s = Instant::now();
-                black_box(());
-                s.elapsed()
-            })
-            .collect();
-        t.sort();
-        t[t.len() / 2]
-    };
-    let mut t: Vec<Duration> = Vec::with_capacity(addrs.len() * 5);
-    for _ in 0..5 {
-        for &a in addrs {
-            let s = Instant::now();
-            black_box(l.locate(black_box(a)));
-            t.push(s.elapsed());
-        }
-    }
-    t.sort();
-    let q = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize].as_nanos();
-    println!(
-        "{name}: per call, timer included: p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns \
-         (timer alone: {} ns)",
-        q(0.50),
-        q(0.90),
-        q(0.99),
-        q(0.999),
-        timer.as_nanos()
-    );
+    common::per_call(name, addrs, 5, |a| {
+        black_box(l.locate(black_box(*a)));
+    });
 }
 
 fn bench(c: &mut Criterion) {
-    let path = world();
+    let path = common::world();
     let start = Instant::now();
     let db = Arc::new(GeoDatabase::open(&path).expect("world database"));
     let (r4, r6) = db.range_counts();

@@ -20,6 +20,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole system on loopback: DNS, three site balancers, their backends, and a
+    /// printed guide of dig and curl lines. Ctrl-C stops everything.
+    Demo {
+        /// Where the DNS server listens.
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        dns: SocketAddr,
+        /// Where the DNS status page, metrics and admin API listen.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        admin: SocketAddr,
+        /// Zone directory.
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// Directory of the demo's site files.
+        #[arg(long, default_value = "examples/demo")]
+        sites: PathBuf,
+    },
     /// Serve zones as an authoritative geo-DNS server (UDP and TCP on each address).
     Dns {
         /// Directory of zone files (or one zone file).
@@ -63,6 +79,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run the site balancer: HTTP listeners over pools of backends, plus the admin listener.
+    Site {
+        /// The site file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, default_value = "text")]
+        log_format: LogFormat,
+    },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -91,6 +116,20 @@ enum GeoipCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo {
+            dns,
+            admin,
+            zones,
+            sites,
+        } => {
+            meridian::telemetry::init_logging(LogFormat::Text);
+            run_async(meridian::app::demo::run(meridian::app::demo::DemoArgs {
+                zones,
+                sites,
+                dns,
+                admin,
+            }))
+        }
         Command::Check { paths } => check(&paths),
         Command::Explain {
             zones,
@@ -143,6 +182,51 @@ fn main() -> ExitCode {
             };
             run_async(meridian::app::dns::run(args))
         }
+        Command::Site { config, log_format } => {
+            meridian::telemetry::init_logging(log_format);
+            match site(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn site(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = meridian::config::site::load_site_file(path)?;
+    let rt = meridian::site::runtime(cfg.threads)?;
+    rt.block_on(meridian::site::run(cfg, meridian::site::shutdown_signal()))?;
+    Ok(())
+}
+
+/// A site file is a TOML file without a top-level `origin` key (zone files always have one).
+fn is_site_file(p: &std::path::Path) -> bool {
+    p.is_file()
+        && std::fs::read_to_string(p).is_ok_and(|t| meridian::config::site::is_site_text(&t))
+}
+
+fn check_site(p: &std::path::Path) -> bool {
+    match meridian::config::site::load_site_file(p) {
+        Ok(s) => {
+            let servers: usize = s.pools.iter().map(|p| p.servers.len()).sum();
+            println!(
+                "ok {}: site ({} listeners, {} pools, {} servers)",
+                p.display(),
+                s.listeners.len(),
+                s.pools.len(),
+                servers
+            );
+            true
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("error: {d}");
+            }
+            false
+        }
     }
 }
 
@@ -166,6 +250,10 @@ fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
 fn check(paths: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for p in paths {
+        if is_site_file(p) {
+            failed |= !check_site(p);
+            continue;
+        }
         match meridian::config::load_zone_dir(p) {
             Ok(set) => {
                 for z in set.zones() {

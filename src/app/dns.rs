@@ -46,6 +46,9 @@ pub fn default_workers() -> usize {
 
 /// Runs the DNS server until SIGTERM or Ctrl-C.
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGHUP that arrives once the server is up must reload, not kill.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
     let registry = Registry::new();
     let metrics = DnsMetrics::new(&registry)?;
     let ops = OpsMetrics::new(&registry)?;
@@ -109,8 +112,6 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
             admin_stopped,
         ));
     }
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match reload(&zones, &board).await {

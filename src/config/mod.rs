@@ -6,6 +6,7 @@
 pub mod codes;
 pub mod error;
 pub mod name;
+pub mod site;
 pub mod zone;
 
 pub use error::{ConfigError, Diagnostic};

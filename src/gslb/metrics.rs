@@ -36,7 +36,8 @@ impl GslbMetrics {
             Opts::new(
                 "meridian_dns_all_down_answers_total",
                 "Service answers given while every candidate datacenter was down, by action \
-                 (fail_open or nodata)",
+                 (fail_open, nodata; fence_fail_open: every datacenter of the client's \
+                 sovereignty fence was down)",
             ),
             &["zone", "service", "action"],
         )?;
@@ -75,6 +76,9 @@ impl GslbMetrics {
                         .all_down
                         .with_label_values(&[origin, name, "fail_open"]),
                     nodata: self.all_down.with_label_values(&[origin, name, "nodata"]),
+                    fence: self
+                        .all_down
+                        .with_label_values(&[origin, name, "fence_fail_open"]),
                 }
             })
             .collect()
@@ -132,6 +136,7 @@ pub(crate) struct ServiceCounters {
     by_dc: Vec<IntCounter>,
     fail_open: IntCounter,
     nodata: IntCounter,
+    fence: IntCounter,
 }
 
 impl ServiceCounters {
@@ -147,6 +152,8 @@ impl ServiceCounters {
             } else {
                 self.fail_open.inc();
             }
+        } else if d.fence_fail_open {
+            self.fence.inc();
         }
     }
 }

@@ -1,1 +1,170 @@
-//! The site balancer: L4 and L7 proxying over the shared balancer engine.
+//! The site balancer: `meridian site --config FILE`. It spreads HTTP traffic over a site's
+//! backends with the shared [`crate::balance`] engine and reports the site's own health to the
+//! DNS side on an admin listener.
+//!
+//! # Layout
+//!
+//! ```text
+//! listener ─► serve (hyper, HTTP/1.1 + h2c) ─► proxy ─► pool::pick (balance) ─► upstream conn
+//!                                                 ▲          ▲
+//!                         checker (active) ───────┘          └── record(): passive ejection,
+//!                                                                 breaker, latency estimate
+//! admin listener ─► /health /metrics /status /drain
+//! ```
+//!
+//! Sockets and shutdown are injected ([`Site::run`] takes bound [`Listeners`] and a future), so
+//! tests bind `127.0.0.1:0` and end a site without signals.
+
+mod admin;
+mod backend;
+mod body;
+mod breaker;
+mod checker;
+mod headers;
+mod io;
+mod metrics;
+mod pool;
+mod proxy;
+mod risefall;
+mod serve;
+mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use tokio::net::TcpListener;
+
+pub use admin::HealthReport;
+pub use breaker::{Breaker, BreakerState};
+pub use headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
+pub use metrics::SiteMetrics;
+pub use risefall::RiseFall;
+pub use serve::shutdown_signal;
+
+use crate::config::site::SiteConfig;
+use pool::Pool;
+
+/// Errors that stop a site.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listeners given do not match the configuration.
+    #[error("{0}")]
+    Listeners(String),
+}
+
+/// Bound sockets for a site: one per `[[listeners]]` entry, in order, and the admin listener.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Client-facing listeners, in the order of the configuration.
+    pub http: Vec<TcpListener>,
+    /// The admin listener, when the configuration has one.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address of the configuration.
+    pub async fn bind(cfg: &SiteConfig) -> Result<Self, SiteError> {
+        let mut http = Vec::new();
+        for l in &cfg.listeners {
+            http.push(bind(l.bind).await?);
+        }
+        let admin = match &cfg.admin {
+            Some(a) => Some(bind(a.bind).await?),
+            None => None,
+        };
+        Ok(Listeners { http, admin })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, SiteError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SiteError::Bind { addr, source })
+}
+
+/// State shared by every connection of a site.
+#[derive(Debug)]
+pub(crate) struct SiteState {
+    pub(crate) pools: Vec<Arc<Pool>>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) metrics: SiteMetrics,
+    pub(crate) ids: Arc<RequestIds>,
+}
+
+/// A configured site, ready to run.
+#[derive(Debug)]
+pub struct Site {
+    cfg: SiteConfig,
+    state: Arc<SiteState>,
+}
+
+impl Site {
+    /// Builds pools and servers (no I/O yet).
+    pub fn new(cfg: SiteConfig) -> Self {
+        let metrics = SiteMetrics::new();
+        let pools = cfg
+            .pools
+            .iter()
+            .map(|p| Arc::new(Pool::new(p.clone(), &metrics)))
+            .collect();
+        let state = Arc::new(SiteState {
+            pools,
+            draining: AtomicBool::new(false),
+            metrics,
+            ids: Arc::new(RequestIds::new()),
+        });
+        Site { cfg, state }
+    }
+
+    /// The `/health` report now.
+    pub fn health(&self) -> HealthReport {
+        admin::health(&self.state)
+    }
+
+    /// Serves until `shutdown` completes, then drains: `/health` says `draining`, listeners stay
+    /// open for `shutdown.delay`, then close; in-flight requests get up to `shutdown.grace`.
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), SiteError> {
+        serve::run(self.cfg, self.state, listeners, shutdown).await
+    }
+}
+
+/// Binds the configured addresses and runs the site until `shutdown` completes.
+pub async fn run(cfg: SiteConfig, shutdown: impl Future<Output = ()>) -> Result<(), SiteError> {
+    let listeners = Listeners::bind(&cfg).await?;
+    Site::new(cfg).run(listeners, shutdown).await
+}
+
+/// A Tokio runtime for a site: `threads` workers (else `TOKIO_WORKER_THREADS`, else one per
+/// core). One thread means Tokio's current-thread scheduler: every task runs where the
+/// sockets are polled, with no work-stealing machinery or cross-thread wake-ups.
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads.or_else(|| {
+        std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    });
+    let mut b = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    b.enable_all().build()
+}

@@ -323,3 +323,35 @@ async fn serves_ipv4_and_ipv6_on_udp_and_tcp() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn idle_tcp_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let opts = meridian::dns::DnsOptions {
+        tcp_idle: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let s = TestDns::start_opts(
+        &data_dir().join("zones"),
+        meridian::dns::first_datacenter_steering(),
+        opts,
+    )
+    .await;
+    // A query first: the connection is used, then left idle.
+    let m = s
+        .tcp_pipelined(&[Q::new("www.example.com.", RecordType::A).bytes()])
+        .await;
+    assert_eq!(m[0].answers.len(), 2);
+    let mut c = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the server closes an idle connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without data");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    s.stop().await;
+}

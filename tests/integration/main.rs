@@ -3,6 +3,7 @@
 mod support;
 
 mod config_files;
+mod demo;
 mod dns_admin;
 mod dns_behaviour;
 mod dns_ecs;
@@ -15,5 +16,9 @@ mod geo_build;
 mod geo_props;
 mod probe;
 mod probe_detection;
+mod site_balance;
+mod site_health;
+mod site_lifecycle;
+mod site_proxy;
 mod steering;
 mod steering_props;

@@ -2,5 +2,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod backend;
 pub mod dns;
 pub mod health_site;
+pub mod site;
+
+pub use backend::TestBackend;
+pub use site::{TestSite, poll_until, request};

@@ -1,0 +1,240 @@
+//! Raw site file → validated [`SiteConfig`]: the top level (threads, admin, shutdown,
+//! listeners) and the shared value checks. Pools are in `pool.rs`.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::model::*;
+use super::pool;
+use super::raw::{RawListener, RawSite};
+use crate::config::error::{Collector, ConfigError, Source};
+
+/// Parses and validates one site file's text.
+pub fn parse_site(file: &Path, text: &str) -> Result<SiteConfig, ConfigError> {
+    let src = Source::new(file, text);
+    let raw: RawSite = toml::from_str(text).map_err(|e| ConfigError::single(src.from_toml(&e)))?;
+    let mut c = Collector::new(&src);
+    let site = build(&mut c, file, raw);
+    c.finish(site)
+}
+
+fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
+    let threads = raw
+        .threads
+        .as_ref()
+        .map(|t| int(c, Some(t), "threads", 1..=1024, 1) as usize);
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind }));
+    let shutdown = match &raw.shutdown {
+        None => ShutdownConfig {
+            delay: Duration::ZERO,
+            grace: Duration::from_secs(30),
+        },
+        Some(s) => ShutdownConfig {
+            delay: duration(
+                c,
+                s.get_ref().delay.as_ref(),
+                "shutdown.delay",
+                Duration::ZERO,
+            ),
+            grace: duration(
+                c,
+                s.get_ref().grace.as_ref(),
+                "shutdown.grace",
+                Duration::from_secs(30),
+            ),
+        },
+    };
+    let mut pools = Vec::new();
+    for (name, p) in &raw.pools {
+        if let Some(p) = pool::build(c, name, p) {
+            pools.push(p);
+        }
+    }
+    let mut site = SiteConfig {
+        file: file.to_path_buf(),
+        threads,
+        admin,
+        shutdown,
+        listeners: Vec::new(),
+        pools,
+    };
+    for l in &raw.listeners {
+        if let Some(l) = listener(c, l, &site) {
+            site.listeners.push(l);
+        }
+    }
+    check_binds(c, &raw, &site);
+    site
+}
+
+fn listener(
+    c: &mut Collector<'_>,
+    raw: &Spanned<RawListener>,
+    site: &SiteConfig,
+) -> Option<ListenerConfig> {
+    let r = raw.get_ref();
+    let item = format!("listener {:?}", r.bind.get_ref());
+    let bind = addr(c, &r.bind, &item);
+    let protocol = match r.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+        None | Some("http") => Protocol::Http,
+        Some(other) => {
+            let span = r.protocol.as_ref().map_or(raw.span(), |p| p.span());
+            let msg = if other == "tcp" {
+                "protocol \"tcp\" (L4) is not supported yet; use \"http\"".to_string()
+            } else {
+                format!("unknown protocol {other:?} (known: http)")
+            };
+            c.err(&span, &item, msg);
+            Protocol::Http
+        }
+    };
+    let pool = site.pool_index(r.pool.get_ref());
+    if pool.is_none() {
+        let known: Vec<&str> = site.pools.iter().map(|p| p.name.as_str()).collect();
+        c.err(
+            &r.pool.span(),
+            &item,
+            format!(
+                "unknown pool {:?} (known: {})",
+                r.pool.get_ref(),
+                or_none(&known)
+            ),
+        );
+    }
+    let max_header_bytes = int(
+        c,
+        r.max_header_bytes.as_ref(),
+        &format!("{item} max_header_bytes"),
+        8192..=1 << 20,
+        16 * 1024,
+    ) as usize;
+    let header_timeout = duration(
+        c,
+        r.header_timeout.as_ref(),
+        &format!("{item} header_timeout"),
+        Duration::from_secs(30),
+    );
+    let max_body_bytes = int(
+        c,
+        r.max_body_bytes.as_ref(),
+        &format!("{item} max_body_bytes"),
+        0..=i64::MAX,
+        0,
+    ) as u64;
+    Some(ListenerConfig {
+        bind: bind?,
+        protocol,
+        pool: pool?,
+        max_header_bytes,
+        header_timeout,
+        h2: r.h2.unwrap_or(true),
+        max_body_bytes,
+    })
+}
+
+/// Two listeners (or a listener and the admin listener) on one address is an error.
+fn check_binds(c: &mut Collector<'_>, raw: &RawSite, site: &SiteConfig) {
+    let mut seen: Vec<SocketAddr> = site.admin.iter().map(|a| a.bind).collect();
+    for (l, r) in site.listeners.iter().zip(&raw.listeners) {
+        if l.bind.port() != 0 && seen.contains(&l.bind) {
+            c.err(
+                &r.get_ref().bind.span(),
+                "listener",
+                "address already used by another listener",
+            );
+        }
+        seen.push(l.bind);
+    }
+}
+
+pub(crate) fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+pub(crate) fn addr(c: &mut Collector<'_>, v: &Spanned<String>, item: &str) -> Option<SocketAddr> {
+    match v.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.err(
+                &v.span(),
+                item,
+                "expected an address with a port, such as 127.0.0.1:8080 or [::1]:8080",
+            );
+            None
+        }
+    }
+}
+
+/// A duration such as `"500ms"`, `"2s"`, `"1m 30s"`.
+pub(crate) fn duration(
+    c: &mut Collector<'_>,
+    v: Option<&Spanned<String>>,
+    item: &str,
+    default: Duration,
+) -> Duration {
+    let Some(v) = v else { return default };
+    match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            c.err(
+                &v.span(),
+                item,
+                format!("bad duration ({e}); write e.g. \"500ms\" or \"2s\""),
+            );
+            default
+        }
+    }
+}
+
+pub(crate) fn int(
+    c: &mut Collector<'_>,
+    v: Option<&Spanned<i64>>,
+    item: &str,
+    range: RangeInclusive<i64>,
+    default: i64,
+) -> i64 {
+    let Some(v) = v else { return default };
+    let x = *v.get_ref();
+    if range.contains(&x) {
+        x
+    } else {
+        c.err(
+            &v.span(),
+            item,
+            format!("must be {}..={}", range.start(), range.end()),
+        );
+        default
+    }
+}
+
+pub(crate) fn float(
+    c: &mut Collector<'_>,
+    v: Option<&Spanned<f64>>,
+    item: &str,
+    range: RangeInclusive<f64>,
+    default: f64,
+) -> f64 {
+    let Some(v) = v else { return default };
+    let x = *v.get_ref();
+    if x.is_finite() && range.contains(&x) {
+        x
+    } else {
+        c.err(
+            &v.span(),
+            item,
+            format!("must be a number in {}..={}", range.start(), range.end()),
+        );
+        default
+    }
+}

@@ -1,0 +1,242 @@
+//! The admin listener: `GET /health` (the report the DNS side's prober reads), `GET /metrics`
+//! (Prometheus), `GET /status` (JSON of pools and servers), and `POST /drain` / `POST /undrain`
+//! (`?pool=NAME&server=ID`) to take a server out of rotation and back.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+
+use super::SiteState;
+use super::body::RespBody;
+
+/// The `/health` report. Its shape is a contract with the prober (`docs/site-file.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// `up`, `draining` or `down`.
+    pub status: &'static str,
+    /// Servers that may take requests, over every pool.
+    pub healthy_backends: usize,
+    /// Servers configured, over every pool.
+    pub total_backends: usize,
+    /// In-flight requests over the capacity (`max_connections`) of the healthy servers.
+    pub load: f64,
+}
+
+#[derive(Serialize)]
+struct ServerStatus<'a> {
+    id: &'a str,
+    address: String,
+    weight: u32,
+    state: &'static str,
+    active_check: &'static str,
+    ejected: bool,
+    ejections: u32,
+    breaker: &'static str,
+    in_flight: u64,
+    max_connections: u32,
+    requests: u64,
+    failures: u64,
+    latency_ms: f64,
+}
+
+#[derive(Serialize)]
+struct PoolStatus<'a> {
+    name: &'a str,
+    algorithm: &'static str,
+    in_flight: u64,
+    servers: Vec<ServerStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    health: HealthReport,
+    pools: Vec<PoolStatus<'a>>,
+}
+
+/// The site's health as the prober sees it.
+pub(crate) fn health(site: &SiteState) -> HealthReport {
+    let mut healthy = 0;
+    let mut total = 0;
+    let mut in_flight = 0u64;
+    let mut capacity = 0u64;
+    for p in &site.pools {
+        for (i, b) in p.backends.iter().enumerate() {
+            total += 1;
+            in_flight += b.in_flight.load(Ordering::Relaxed);
+            if p.is_usable(i) {
+                healthy += 1;
+                capacity += u64::from(b.cfg.max_connections);
+            }
+        }
+    }
+    let status = if site.draining.load(Ordering::Relaxed) {
+        "draining"
+    } else if healthy == 0 {
+        "down"
+    } else {
+        "up"
+    };
+    let load = if capacity == 0 {
+        if in_flight > 0 { 1.0 } else { 0.0 }
+    } else {
+        in_flight as f64 / capacity as f64
+    };
+    HealthReport {
+        status,
+        healthy_backends: healthy,
+        total_backends: total,
+        load,
+    }
+}
+
+fn status(site: &SiteState) -> Status<'_> {
+    let pools = site
+        .pools
+        .iter()
+        .map(|p| {
+            let now = p.now();
+            let decay = p.cfg.latency_decay.as_nanos() as f64;
+            let servers = p
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| ServerStatus {
+                    id: &b.cfg.id,
+                    address: b.cfg.address.to_string(),
+                    weight: b.cfg.weight,
+                    state: if b.is_draining() {
+                        "draining"
+                    } else if p.is_usable(i) {
+                        "up"
+                    } else {
+                        "down"
+                    },
+                    active_check: if b.active_up.load(Ordering::Relaxed) {
+                        "up"
+                    } else {
+                        "down"
+                    },
+                    ejected: b.is_ejected(now.as_nanos() as u64),
+                    ejections: b.ejections.load(Ordering::Relaxed),
+                    breaker: b.breaker_state(now).as_str(),
+                    in_flight: b.in_flight.load(Ordering::Relaxed),
+                    max_connections: b.cfg.max_connections,
+                    requests: b.requests.load(Ordering::Relaxed),
+                    failures: b.failures.load(Ordering::Relaxed),
+                    latency_ms: b.ewma.estimate(now.as_nanos() as u64, decay) / 1e6,
+                })
+                .collect();
+            PoolStatus {
+                name: &p.cfg.name,
+                algorithm: p.cfg.algorithm.as_str(),
+                in_flight: p.in_flight.load(Ordering::Relaxed),
+                servers,
+            }
+        })
+        .collect();
+    Status {
+        health: health(site),
+        pools,
+    }
+}
+
+fn refresh_gauges(site: &SiteState) {
+    let m = &site.metrics;
+    for p in &site.pools {
+        let now = p.now();
+        for (i, b) in p.backends.iter().enumerate() {
+            let labels = [p.cfg.name.as_str(), b.cfg.id.as_str()];
+            m.active
+                .with_label_values(&labels)
+                .set(b.in_flight.load(Ordering::Relaxed) as i64);
+            m.up.with_label_values(&labels)
+                .set(i64::from(p.is_usable(i)));
+            m.breaker
+                .with_label_values(&labels)
+                .set(b.breaker_state(now).as_gauge());
+        }
+    }
+}
+
+/// Serves one admin request.
+pub(crate) fn handle<B>(site: &SiteState, req: &Request<B>) -> Response<RespBody> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => {
+            let h = health(site);
+            let code = if h.status == "up" {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json(code, &h)
+        }
+        (&Method::GET, "/status") => json(StatusCode::OK, &status(site)),
+        (&Method::GET, "/metrics") => {
+            refresh_gauges(site);
+            let mut r = Response::new(RespBody::full(site.metrics.encode()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (&Method::POST, "/drain") => drain(site, req.uri().query(), true),
+        (&Method::POST, "/undrain") => drain(site, req.uri().query(), false),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /health, /metrics, /status\n",
+        ),
+    }
+}
+
+fn drain(site: &SiteState, query: Option<&str>, on: bool) -> Response<RespBody> {
+    let mut pool = None;
+    let mut server = None;
+    for kv in query.unwrap_or("").split('&') {
+        match kv.split_once('=') {
+            Some(("pool", v)) => pool = Some(v),
+            Some(("server", v)) => server = Some(v),
+            _ => {}
+        }
+    }
+    let (Some(pool), Some(server)) = (pool, server) else {
+        return text(StatusCode::BAD_REQUEST, "expected ?pool=NAME&server=ID\n");
+    };
+    let Some(p) = site.pools.iter().find(|p| p.cfg.name == pool) else {
+        return text(StatusCode::NOT_FOUND, "no such pool\n");
+    };
+    let Some(i) = p.backends.iter().position(|b| b.cfg.id == server) else {
+        return text(StatusCode::NOT_FOUND, "no such server\n");
+    };
+    p.set_draining(i, on);
+    tracing::info!(
+        pool,
+        server,
+        draining = on,
+        "server drain changed by the admin API"
+    );
+    text(
+        StatusCode::OK,
+        if on { "draining\n" } else { "undrained\n" },
+    )
+}
+
+fn json<T: Serialize>(code: StatusCode, v: &T) -> Response<RespBody> {
+    let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(RespBody::full(Bytes::from(body)));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn text(code: StatusCode, msg: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::full(Bytes::from_static(msg.as_bytes())));
+    *r.status_mut() = code;
+    r
+}

@@ -1,0 +1,137 @@
+//! Body types of the proxy, as enums rather than boxes: a request body is empty, replayable
+//! bytes or the client's stream; a response body is the balancer's own bytes or the backend's
+//! stream, which hands its connection back to the pool and releases the server's slot when it
+//! ends (so "in flight" lasts until the last byte, which least-connections and draining need).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::pool::Lease;
+use super::upstream::{Conn, ConnPool};
+
+/// A request body towards a backend.
+#[derive(Debug)]
+pub(crate) enum ReqBody {
+    /// No body.
+    Empty,
+    /// A buffered body (kept for replay on retry).
+    Full(Option<Bytes>),
+    /// The client's body, streamed.
+    Stream(Incoming),
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqBody::Stream(s) => Pin::new(s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_none(),
+            ReqBody::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// What to do when a proxied response body ends: return the connection, free the slot.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub(crate) conn: Option<(Box<Conn>, Arc<ConnPool>)>,
+    pub(crate) lease: Lease,
+}
+
+/// A response body towards the client.
+#[derive(Debug)]
+pub(crate) enum RespBody {
+    /// Bytes made by the balancer (errors, admin answers).
+    Full(Option<Bytes>),
+    /// A backend's body.
+    Proxied(Incoming, Option<Completion>),
+}
+
+impl RespBody {
+    /// A body of fixed bytes.
+    pub(crate) fn full(b: impl Into<Bytes>) -> Self {
+        RespBody::Full(Some(b.into()))
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Proxied(inner, done) => {
+                // The backend connection is driven from here while the body streams.
+                if let Some(Completion {
+                    conn: Some((c, _)), ..
+                }) = done
+                {
+                    c.poll_drive(cx);
+                }
+                let r = Pin::new(&mut *inner).poll_frame(cx);
+                match &r {
+                    Poll::Ready(None) => finish(done, true),
+                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => finish(done, true),
+                    Poll::Ready(Some(Err(_))) => finish(done, false),
+                    _ => {}
+                }
+                r
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Full(b) => b.is_none(),
+            RespBody::Proxied(inner, _) => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Proxied(inner, _) => inner.size_hint(),
+        }
+    }
+}
+
+/// Ends a proxied exchange: on a clean end the connection goes back to its pool; on an error
+/// (or when the client goes away and the body is dropped) it is closed. The lease drops here.
+fn finish(done: &mut Option<Completion>, clean: bool) {
+    let Some(Completion { conn, lease }) = done.take() else {
+        return;
+    };
+    if clean && let Some((tx, pool)) = conn {
+        pool.checkin(tx);
+    }
+    drop(lease);
+}

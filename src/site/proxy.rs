@@ -1,0 +1,318 @@
+//! The L7 request path: rewrite headers, pick a server, send on a pooled connection, retry where
+//! it is safe, stream the answer back.
+//!
+//! Retry rules: a request that never left (connect failure, a pooled connection found closed)
+//! may go to another server whatever its method; after it reached a backend only idempotent
+//! methods are retried, on 5xx or a response timeout as configured, with a replayable body
+//! (none, or buffered because it was at most `retry.body_cap`), within the pool's retry budget,
+//! and never twice to the same server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+
+use super::body::{Completion, ReqBody, RespBody};
+use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
+use super::pool::{Lease, PickError, Pool};
+use super::upstream::Conn;
+use crate::balance::{DEFAULT_SEED, hash_bytes};
+use crate::config::site::HashKey;
+
+/// Handles requests of one listener.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) ids: Arc<RequestIds>,
+    pub(crate) max_body: u64,
+}
+
+/// What one attempt on one server gave.
+enum Outcome {
+    Response(Response<Incoming>, Box<Conn>),
+    /// The request never left; here it is back.
+    NotSent(Request<ReqBody>),
+    Timeout,
+    /// Sent, then the exchange failed.
+    Failed,
+}
+
+/// The request, kept apart so that it can be rebuilt for another attempt.
+struct Prepared {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<ReqBody>,
+    replayable: bool,
+    idempotent: bool,
+    hash: u64,
+}
+
+impl Proxy {
+    /// Serves one client request.
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: &Client,
+    ) -> Response<RespBody> {
+        let start = Instant::now();
+        let (mut parts, body) = req.into_parts();
+        // Room for the five headers added below, so the map grows once, not per insert.
+        parts.headers.reserve(5);
+        let declared = content_length(&parts.headers);
+        if self.max_body > 0 && declared.is_some_and(|n| n > self.max_body) {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        let host = match parts.headers.get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, client, host.as_ref());
+        if let Some(h) = &host
+            && !parts.headers.contains_key(header::HOST)
+        {
+            parts.headers.insert(header::HOST, h.clone());
+        }
+        self.ids.ensure(&mut parts.headers);
+        let uri = match parts.uri.path_and_query() {
+            Some(pq) => Uri::from(pq.clone()),
+            None => Uri::from_static("/"),
+        };
+        let hash = if self.pool.needs_hash() {
+            self.hash_key(&parts.headers, &uri, client.addr.ip())
+        } else {
+            0
+        };
+        let idempotent = is_idempotent(&parts.method);
+        let cap = self.pool.cfg.retry.body_cap as u64;
+        let body = if body.is_end_stream() {
+            ReqBody::Empty
+        } else if idempotent && declared.is_some_and(|n| n <= cap) {
+            match Box::pin(Limited::new(body, cap as usize).collect()).await {
+                Ok(b) => ReqBody::Full(Some(b.to_bytes())),
+                Err(_) => return plain(StatusCode::BAD_REQUEST, "cannot read request body\n"),
+            }
+        } else {
+            ReqBody::Stream(body)
+        };
+        let replayable = !matches!(body, ReqBody::Stream(_));
+        let prepared = Prepared {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body: Some(body),
+            replayable,
+            idempotent,
+            hash,
+        };
+        let resp = self.forward(prepared).await;
+        self.pool
+            .metrics
+            .duration
+            .observe(start.elapsed().as_secs_f64());
+        resp
+    }
+
+    fn hash_key(&self, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
+        let ip_hash = || match ip {
+            IpAddr::V4(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
+            IpAddr::V6(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
+        };
+        match &self.pool.cfg.hash_key {
+            HashKey::ClientIp => ip_hash(),
+            HashKey::Path => hash_bytes(DEFAULT_SEED, uri.path().as_bytes()),
+            HashKey::Header(h) => match headers.get(h) {
+                Some(v) => hash_bytes(DEFAULT_SEED, v.as_bytes()),
+                None => ip_hash(),
+            },
+        }
+    }
+
+    async fn forward(&self, mut p: Prepared) -> Response<RespBody> {
+        let pool = &self.pool;
+        let retry = pool.cfg.retry;
+        let attempts = 1 + retry.attempts as usize;
+        // Servers tried so far (attempts ≤ 11): on the stack, no allocation per request.
+        let mut tried = [usize::MAX; 11];
+        let mut last: Option<Response<RespBody>> = None;
+        let mut _budget = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                match pool.try_retry() {
+                    Some(g) => _budget = Some(g),
+                    None => break,
+                }
+            }
+            let lease = match pool.pick_wait(p.hash, &tried[..attempt]).await {
+                Ok(l) => l,
+                Err(e) if attempt == 0 => return unavailable(pool, e),
+                Err(_) => break,
+            };
+            if attempt > 0 {
+                pool.metrics.retries.inc();
+            }
+            tried[attempt] = lease.index;
+            let more = attempt + 1 < attempts;
+            // Headers are kept for a retry after the request left only when one can happen.
+            let keep = more && p.idempotent && p.replayable && (retry.on_5xx || retry.on_timeout);
+            let body = match (&p.body, p.replayable) {
+                (Some(ReqBody::Full(b)), true) => ReqBody::Full(b.clone()),
+                (Some(ReqBody::Empty), true) => ReqBody::Empty,
+                _ => match p.body.take() {
+                    Some(b) => b,
+                    None => break,
+                },
+            };
+            let headers = if more {
+                p.headers.clone()
+            } else {
+                std::mem::take(&mut p.headers)
+            };
+            let mut req = Request::new(body);
+            *req.method_mut() = p.method.clone();
+            *req.uri_mut() = p.uri.clone();
+            *req.headers_mut() = headers;
+            let sent = Instant::now();
+            match self.attempt(&lease, req).await {
+                Outcome::Response(resp, tx) => {
+                    let status = resp.status();
+                    let failed = status.is_server_error();
+                    pool.record(lease.index, !failed, Some(sent.elapsed()));
+                    if failed && keep && retry.on_5xx {
+                        lease.backend().metrics.count_status(status.as_u16());
+                        last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
+                        continue;
+                    }
+                    return respond(resp, tx, lease);
+                }
+                Outcome::NotSent(req) => {
+                    pool.record(lease.index, false, None);
+                    lease.backend().metrics.count_error();
+                    // The request never left: put it back for the next server, any method.
+                    let (parts, body) = req.into_parts();
+                    p.headers = parts.headers;
+                    p.body = Some(body);
+                    last = Some(plain(
+                        StatusCode::BAD_GATEWAY,
+                        "bad gateway: cannot reach a server\n",
+                    ));
+                }
+                Outcome::Timeout => {
+                    pool.record(lease.index, false, None);
+                    lease.backend().metrics.count_error();
+                    last = Some(plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"));
+                    if !(keep && retry.on_timeout) {
+                        break;
+                    }
+                }
+                Outcome::Failed => {
+                    pool.record(lease.index, false, None);
+                    lease.backend().metrics.count_error();
+                    last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
+                    if !(keep && retry.on_5xx) {
+                        break;
+                    }
+                }
+            }
+        }
+        last.unwrap_or_else(|| unavailable(pool, PickError::NoServer))
+    }
+
+    /// One exchange with the leased server: a pooled connection, else a new one. A pooled
+    /// connection that turns out closed before the request left is replaced once by a new one.
+    async fn attempt(&self, lease: &Lease, mut req: Request<ReqBody>) -> Outcome {
+        let b = lease.backend();
+        let t = self.pool.cfg.timeouts;
+        let mut pooled = b.conns.checkout(t.idle).await;
+        loop {
+            let fresh = pooled.is_none();
+            let mut conn = match pooled.take() {
+                Some(c) => c,
+                // Boxed: dialling is rare with keep-alive and its future is large.
+                None => match Box::pin(b.conns.connect(t.connect)).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
+                        return Outcome::NotSent(req);
+                    }
+                },
+            };
+            match tokio::time::timeout(t.response, conn.send(req)).await {
+                Err(_) => return Outcome::Timeout,
+                Ok(Ok(resp)) => return Outcome::Response(resp, conn),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(r) if !fresh => req = r,
+                    Some(r) => return Outcome::NotSent(r),
+                    None => {
+                        tracing::debug!(server = %b.cfg.id, error = %e.error(), "exchange failed");
+                        return Outcome::Failed;
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn respond(resp: Response<Incoming>, tx: Box<Conn>, lease: Lease) -> Response<RespBody> {
+    let (mut parts, body) = resp.into_parts();
+    lease.backend().metrics.count_status(parts.status.as_u16());
+    strip_hop_by_hop(&mut parts.headers);
+    let conns = Arc::clone(&lease.backend().conns);
+    if body.is_end_stream() {
+        // No body will be polled (HEAD, 204, 304): the exchange is over now.
+        conns.checkin(tx);
+        drop(lease);
+        return Response::from_parts(parts, RespBody::Full(None));
+    }
+    let done = Completion {
+        conn: Some((tx, conns)),
+        lease,
+    };
+    Response::from_parts(parts, RespBody::Proxied(body, Some(done)))
+}
+
+fn unavailable(pool: &Pool, e: PickError) -> Response<RespBody> {
+    pool.metrics.rejected.inc();
+    let msg = match e {
+        PickError::NoServer => "no server available\n",
+        PickError::Full => "pool at its limit\n",
+    };
+    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// A short text answer made by the balancer.
+pub(crate) fn plain(status: StatusCode, msg: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::full(Bytes::from_static(msg.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
