@@ -26,35 +26,99 @@ struct Schema {
     tables: &'static [(&'static str, &'static str)],
 }
 
-const SCHEMAS: &[Schema] = &[Schema {
-    name: "zone file",
-    doc: "docs/zone-file.md",
-    parse: |text| {
-        meridian::config::zone::parse_zone(Path::new("example.com.toml"), text)
-            .map(drop)
-            .map_err(|e| e.to_string())
+const SCHEMAS: &[Schema] = &[
+    Schema {
+        name: "zone file",
+        doc: "docs/zone-file.md",
+        parse: |text| {
+            meridian::config::zone::parse_zone(Path::new("example.com.toml"), text)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+        template: ZONE_TEMPLATE,
+        tables: &[
+            ("top", "## Top level"),
+            ("soa", "### `[soa]`"),
+            ("records", "### `[[records]]`"),
+            ("geoip", "### `[geoip]`"),
+            ("geoip.default", "### `[geoip.default]`"),
+            ("geoip.nets", "### `[[geoip.nets]]`"),
+            ("datacenters.NAME", "### `[datacenters.NAME]`"),
+            (
+                "datacenters.NAME.location",
+                "### `[datacenters.NAME.location]`",
+            ),
+            ("datacenters.NAME.check", "### `[datacenters.NAME.check]`"),
+            ("services", "### `[[services]]`"),
+            ("services.geo", "### `[services.geo]`"),
+            ("services.hash_prefix", "### `[services.hash_prefix]`"),
+            ("services.sovereignty", "### `[[services.sovereignty]]`"),
+            ("latency", "### `[[latency]]`"),
+        ],
     },
-    template: ZONE_TEMPLATE,
-    tables: &[
-        ("top", "## Top level"),
-        ("soa", "### `[soa]`"),
-        ("records", "### `[[records]]`"),
-        ("geoip", "### `[geoip]`"),
-        ("geoip.default", "### `[geoip.default]`"),
-        ("geoip.nets", "### `[[geoip.nets]]`"),
-        ("datacenters.NAME", "### `[datacenters.NAME]`"),
-        (
-            "datacenters.NAME.location",
-            "### `[datacenters.NAME.location]`",
-        ),
-        ("datacenters.NAME.check", "### `[datacenters.NAME.check]`"),
-        ("services", "### `[[services]]`"),
-        ("services.geo", "### `[services.geo]`"),
-        ("services.hash_prefix", "### `[services.hash_prefix]`"),
-        ("services.sovereignty", "### `[[services.sovereignty]]`"),
-        ("latency", "### `[[latency]]`"),
-    ],
-}];
+    Schema {
+        name: "site file",
+        doc: "docs/site-file.md",
+        parse: |text| {
+            meridian::config::site::parse_site(Path::new("site.toml"), text)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+        template: SITE_TEMPLATE,
+        tables: &[
+            ("top", "## Top level"),
+            ("admin", "## `[admin]`"),
+            ("shutdown", "## `[shutdown]`"),
+            ("listeners", "## `[[listeners]]`"),
+            ("pools.NAME", "## `[pools.NAME]`"),
+            ("pools.NAME.servers", "### Server tables"),
+            ("pools.NAME.timeouts", "### `timeouts`"),
+            ("pools.NAME.check", "### `check` (active)"),
+            ("pools.NAME.passive", "### `passive`"),
+            ("pools.NAME.breaker", "### `breaker`"),
+            ("pools.NAME.retry", "### `retry`"),
+        ],
+    },
+];
+
+const SITE_TEMPLATE: &str = r#"
+@top@
+
+[admin]
+bind = "127.0.0.1:9101"
+@admin@
+
+[shutdown]
+@shutdown@
+
+[[listeners]]
+bind = "127.0.0.1:8080"
+pool = "web"
+@listeners@
+
+[pools.web]
+@pools.NAME@
+
+[[pools.web.servers]]
+address = "127.0.0.1:9001"
+@pools.NAME.servers@
+
+[pools.web.timeouts]
+@pools.NAME.timeouts@
+
+[pools.web.check]
+http = "/health"
+@pools.NAME.check@
+
+[pools.web.passive]
+@pools.NAME.passive@
+
+[pools.web.breaker]
+@pools.NAME.breaker@
+
+[pools.web.retry]
+@pools.NAME.retry@
+"#;
 
 const ZONE_TEMPLATE: &str = r#"
 origin = "example.com."
@@ -148,7 +212,8 @@ fn accepted_keys(error: &str) -> BTreeSet<String> {
 }
 
 /// The keys in the first column of the tables of the section whose heading is `heading`;
-/// `None` without such a section.
+/// `None` without such a section. A table written as a header (`[admin]`, `[[listeners]]`,
+/// `[pools.NAME]`) documents its key (`admin`, `listeners`, `pools`).
 fn documented_keys(doc: &str, heading: &str) -> Option<BTreeSet<String>> {
     let mut lines = doc.lines().skip_while(|l| l.trim() != heading);
     lines.next()?;
@@ -157,7 +222,10 @@ fn documented_keys(doc: &str, heading: &str) -> Option<BTreeSet<String>> {
             .take_while(|l| !l.starts_with('#'))
             .filter_map(|l| l.strip_prefix("| `"))
             .filter_map(|l| l.split('`').next())
-            .map(String::from)
+            .map(|k| {
+                let k = k.trim_start_matches('[').trim_end_matches(']');
+                k.split('.').next().unwrap_or(k).to_string()
+            })
             .collect(),
     )
 }
