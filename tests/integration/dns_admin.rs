@@ -639,7 +639,7 @@ async fn the_binary_logs_state_changes_reloads_and_fail_open_as_structured_json(
 
 /// The metric names listed in the first column of the tables under `## {section}` in
 /// docs/metrics.md.
-fn documented_metrics(section: &str) -> std::collections::BTreeSet<String> {
+pub(crate) fn documented_metrics(section: &str) -> std::collections::BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md");
     let start = doc
@@ -655,7 +655,7 @@ fn documented_metrics(section: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// Runs `promtool` with `args` (and `stdin`), or `None` when it is not installed.
-fn promtool(args: &[&str], dir: &Path, stdin: &str) -> Option<(bool, String)> {
+pub(crate) fn promtool(args: &[&str], dir: &Path, stdin: &str) -> Option<(bool, String)> {
     use std::io::Write;
     let mut child = match std::process::Command::new("promtool")
         .args(args)

@@ -14,6 +14,7 @@ mod explain;
 mod geo;
 mod geo_build;
 mod geo_props;
+mod metrics_site;
 mod probe;
 mod probe_detection;
 mod site_balance;
