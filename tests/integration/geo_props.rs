@@ -79,7 +79,10 @@ static FIXTURES: LazyLock<Vec<Fixture>> = LazyLock::new(|| {
     if world.is_file() {
         v.push(fixture(world));
     } else {
-        eprintln!("note: {} not found; world database left out", world.display());
+        eprintln!(
+            "note: {} not found; world database left out",
+            world.display()
+        );
     }
     v
 });
