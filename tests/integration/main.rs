@@ -6,6 +6,7 @@ mod config_files;
 mod demo;
 mod dns_admin;
 mod dns_behaviour;
+mod dns_binary;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::dns_admin::{documented_metrics, promtool};
+use crate::dns_binary::{documented_metrics, promtool};
 use crate::support::{TestBackend, TestSite};
 
 #[tokio::test]
