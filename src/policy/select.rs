@@ -339,10 +339,11 @@ fn shed(
         let (Some(cfg), Some(h)) = (plan.zone.datacenters[d].shed, health.get(d)) else {
             return true;
         };
-        let load = f64::from(h.load);
-        if load <= cfg.at || load <= 0.0 {
+        // Compare as the site reported it (f32): 0.8 reported is not above `shed_at = 0.8`.
+        if h.load <= cfg.at as f32 || h.load <= 0.0 {
             return true;
         }
+        let load = f64::from(h.load);
         any = true;
         let keep = cfg.keep.unwrap_or(cfg.at / load).clamp(0.0, 1.0);
         let stays = order::unit(key ^ plan.dc_seed[d] ^ SHED_SALT) < keep;

@@ -39,7 +39,7 @@ impl Colour {
     /// The colour of a datacenter in `state`, `changing` or not, reporting `load`, shedding
     /// above `shed_at` (when the zone sets it; 1.0, full capacity, otherwise).
     pub fn of(state: DcState, changing: bool, load: f32, shed_at: Option<f64>) -> Colour {
-        let overloaded = f64::from(load) > shed_at.unwrap_or(1.0);
+        let overloaded = load > shed_at.unwrap_or(1.0) as f32;
         match state {
             DcState::Down => Colour::Red,
             DcState::Draining => Colour::Amber,
