@@ -20,10 +20,11 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 (cd "$root" && cargo build --quiet --bin meridian)
+target="${CARGO_TARGET_DIR:-$root/target}"
 
 status=0
 for t in "$here"/*.test.mjs; do
     echo "== $(basename "$t")"
-    MERIDIAN_BIN="$root/target/debug/meridian" node "$t" || status=1
+    MERIDIAN_BIN="$target/debug/meridian" node "$t" || status=1
 done
 exit $status
