@@ -16,6 +16,8 @@ pub struct ZonePlan {
     /// Some `[[geoip.nets]]` override sends clients straight to datacenters: then every answer
     /// depends on where the client is.
     pub(crate) has_direct_overrides: bool,
+    /// Some datacenter sheds load above a threshold (spill-over can reorder answers).
+    pub(crate) has_shedding: bool,
 }
 
 impl ZonePlan {
@@ -36,7 +38,9 @@ impl ZonePlan {
             .nets
             .iter()
             .any(|n| matches!(n.target, NetTarget::Datacenters(_)));
+        let has_shedding = zone.datacenters.iter().any(|d| d.shed.is_some());
         ZonePlan {
+            has_shedding,
             zone,
             bias_factor,
             dc_seed,

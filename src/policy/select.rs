@@ -16,7 +16,7 @@ pub(crate) const SEED: u64 = 0x6d65_7269_6469_616e;
 pub const MAX_DCS: usize = 64;
 
 /// A small ordered list of datacenters, kept inline (no allocation on the query path).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct DcList {
     ids: [u16; MAX_DCS],
     len: u8,
@@ -27,6 +27,16 @@ impl std::fmt::Debug for DcList {
         f.debug_list().entries(self.as_slice()).finish()
     }
 }
+
+/// Lists are equal when they hold the same ids in the same order (slots past the length are
+/// leftovers and do not count).
+impl PartialEq for DcList {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids[..self.len as usize] == other.ids[..other.len as usize]
+    }
+}
+
+impl Eq for DcList {}
 
 impl Default for DcList {
     fn default() -> Self {
@@ -163,7 +173,40 @@ pub fn select_precomputed(
     health: &[DcHealth],
     pre: Precomputed<'_>,
 ) -> Decision {
-    pipeline(plan, service, client, health, 0, Some(pre), &mut NoTrace)
+    let svc = &plan.zone.services[service];
+    if plan.has_shedding {
+        return pipeline(plan, service, client, health, 0, Some(pre), &mut NoTrace);
+    }
+    // One pass over the location's order: keep what is up and inside the fence, stop at
+    // `answers`. Only when that leaves nothing (all down, or the fence's all down) does the
+    // full pipeline run, for its fail-open rules.
+    let fence = pre.fence.and_then(|i| svc.sovereignty.get(i));
+    let mut dcs = DcList::default();
+    let mut changing = false;
+    for &d in pre.order {
+        let d = d as DcId;
+        let h = health.get(d).copied().unwrap_or(DcHealth::UP);
+        if !h.is_up() || fence.is_some_and(|f| !f.datacenters.contains(&d)) {
+            continue;
+        }
+        dcs.push(d);
+        changing |= h.changing;
+        if dcs.len() == svc.answers {
+            break;
+        }
+    }
+    if dcs.is_empty() {
+        return pipeline(plan, service, client, health, 0, Some(pre), &mut NoTrace);
+    }
+    Decision {
+        dcs,
+        scope: scope(plan, svc, client, fence.is_some()),
+        ttl: if changing { svc.failover_ttl } else { svc.ttl },
+        nodata: false,
+        all_down: false,
+        fence_fail_open: false,
+        fenced: fence.is_some(),
+    }
 }
 
 fn pipeline<T: Trace>(
