@@ -24,7 +24,11 @@ pub(crate) fn build(
     if let Some(routes) = &r.routes
         && routes.is_empty()
     {
-        c.err(&raw.span(), &format!("{item} routes"), "routes must not be empty when given");
+        c.err(
+            &raw.span(),
+            &format!("{item} routes"),
+            "routes must not be empty when given",
+        );
     }
     Some(Box::new(HttpFeatures {
         routes: r

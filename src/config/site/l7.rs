@@ -160,12 +160,23 @@ pub(crate) fn rate_limit(
 ) -> RateLimitConfig {
     let r = raw.get_ref();
     let item = format!("{item} rate_limit");
-    let rate = int(c, Some(&r.rate), &format!("{item}.rate"), 1..=1_000_000_000, 1) as u32;
-    let per = duration(c, r.per.as_ref(), &format!("{item}.per"), Duration::from_secs(1));
-    if per.is_zero() {
-        if let Some(p) = &r.per {
-            c.err(&p.span(), &format!("{item}.per"), "must be longer than 0s");
-        }
+    let rate = int(
+        c,
+        Some(&r.rate),
+        &format!("{item}.rate"),
+        1..=1_000_000_000,
+        1,
+    ) as u32;
+    let per = duration(
+        c,
+        r.per.as_ref(),
+        &format!("{item}.per"),
+        Duration::from_secs(1),
+    );
+    if per.is_zero()
+        && let Some(p) = &r.per
+    {
+        c.err(&p.span(), &format!("{item}.per"), "must be longer than 0s");
     }
     let burst = int(
         c,
@@ -233,13 +244,20 @@ pub(crate) fn compression(
                 }
             }
             if out.is_empty() && list.is_empty() {
-                c.err(&raw.span(), &format!("{item}.algorithms"), "must not be empty");
+                c.err(
+                    &raw.span(),
+                    &format!("{item}.algorithms"),
+                    "must not be empty",
+                );
             }
             out
         }
     };
     let types = match &r.types {
-        None => DEFAULT_COMPRESS_TYPES.iter().map(|t| t.to_string()).collect(),
+        None => DEFAULT_COMPRESS_TYPES
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
         Some(list) => list
             .iter()
             .filter_map(|t| {
@@ -334,7 +352,6 @@ pub(crate) fn affinity(
 pub(crate) fn is_cookie_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

@@ -165,7 +165,11 @@ pub(crate) fn routes(
     for (i, r) in raw.iter().enumerate() {
         let rule = route(c, r, site, item, i);
         if out.iter().any(|o| o.name == rule.name) {
-            c.err(&r.span(), item, format!("duplicate route name {:?}", rule.name));
+            c.err(
+                &r.span(),
+                item,
+                format!("duplicate route name {:?}", rule.name),
+            );
         }
         out.push(rule);
     }
@@ -203,7 +207,11 @@ fn route(
             );
         }
         if !rw.get_ref().starts_with('/') {
-            c.err(&rw.span(), &format!("{item} rewrite_prefix"), "must start with '/'");
+            c.err(
+                &rw.span(),
+                &format!("{item} rewrite_prefix"),
+                "must start with '/'",
+            );
         }
     }
     RouteRule {
@@ -223,8 +231,7 @@ fn host(c: &mut Collector<'_>, h: &Spanned<String>, item: &str) -> HostMatch {
     let v = h.get_ref().trim().to_ascii_lowercase();
     let valid = |s: &str| {
         !s.is_empty()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
     };
     match v.strip_prefix("*.") {
@@ -244,7 +251,11 @@ fn host(c: &mut Collector<'_>, h: &Spanned<String>, item: &str) -> HostMatch {
 fn path(c: &mut Collector<'_>, r: &RawRoute, item: &str) -> Option<PathMatch> {
     let given = [&r.path, &r.path_prefix, &r.path_regex];
     if given.iter().filter(|p| p.is_some()).count() > 1 {
-        let span = given.iter().rev().find_map(|p| p.as_ref()).map(|p| p.span());
+        let span = given
+            .iter()
+            .rev()
+            .find_map(|p| p.as_ref())
+            .map(|p| p.span());
         c.err(
             &span.unwrap_or_default(),
             item,
@@ -288,7 +299,11 @@ fn methods(c: &mut Collector<'_>, r: &RawRoute, item: &str) -> Vec<Method> {
             match Method::from_bytes(v.as_bytes()) {
                 Ok(x) if !v.is_empty() => Some(x),
                 _ => {
-                    c.err(&m.span(), &format!("{item} methods"), "expected a method name");
+                    c.err(
+                        &m.span(),
+                        &format!("{item} methods"),
+                        "expected a method name",
+                    );
                     None
                 }
             }
@@ -308,7 +323,11 @@ fn headers(c: &mut Collector<'_>, r: &RawRoute, item: &str) -> Vec<HeaderMatch> 
             c.err(&hr.name.span(), &item, "expected a header name");
             continue;
         };
-        let ops = [hr.present == Some(true), hr.equals.is_some(), hr.contains.is_some()];
+        let ops = [
+            hr.present == Some(true),
+            hr.equals.is_some(),
+            hr.contains.is_some(),
+        ];
         if ops.iter().filter(|&&x| x).count() != 1 || hr.present == Some(false) {
             c.err(
                 &h.span(),
@@ -335,7 +354,11 @@ fn query(c: &mut Collector<'_>, r: &RawRoute, item: &str) -> Vec<QueryMatch> {
         .filter_map(|q| {
             let q = q.get_ref();
             if q.name.get_ref().is_empty() {
-                c.err(&q.name.span(), &format!("{item} query"), "expected a parameter name");
+                c.err(
+                    &q.name.span(),
+                    &format!("{item} query"),
+                    "expected a parameter name",
+                );
                 return None;
             }
             Some(QueryMatch {
@@ -352,7 +375,11 @@ fn pool_index(c: &mut Collector<'_>, site: &SiteConfig, p: &Spanned<String>, ite
         c.err(
             &p.span(),
             item,
-            format!("unknown pool {:?} (known: {})", p.get_ref(), or_none(&known)),
+            format!(
+                "unknown pool {:?} (known: {})",
+                p.get_ref(),
+                or_none(&known)
+            ),
         );
         0
     })
@@ -369,7 +396,11 @@ fn action(
     match (&r.pool, &r.split) {
         (Some(p), None) => {
             if let Some(s) = &r.sticky {
-                c.err(&s.span(), &format!("{item} sticky"), "only applies to a split");
+                c.err(
+                    &s.span(),
+                    &format!("{item} sticky"),
+                    "only applies to a split",
+                );
             }
             RouteAction::Pool(pool_index(c, site, p, &format!("{item} pool")))
         }
@@ -394,7 +425,13 @@ fn split_config(
     for v in split.get_ref() {
         let v = v.get_ref();
         let p = pool_index(c, site, &v.pool, &sitem);
-        let w = int(c, Some(&v.weight), &format!("{sitem} weight"), 0..=1_000_000, 1) as u32;
+        let w = int(
+            c,
+            Some(&v.weight),
+            &format!("{sitem} weight"),
+            0..=1_000_000,
+            1,
+        ) as u32;
         if variants.iter().any(|(q, _)| *q == p) && site.pools.get(p).is_some() {
             c.err(&v.pool.span(), &sitem, "pool listed twice");
         }

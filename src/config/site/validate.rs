@@ -9,8 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::{features, pool, tls};
 use super::raw::{RawListener, RawSite};
+use super::{features, pool, tls};
 use crate::config::error::{Collector, ConfigError, Source};
 
 /// Parses and validates one site file's text.
@@ -55,7 +55,11 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
     for (name, p) in &raw.pools {
         if let Some(mut pc) = pool::build(c, name, p) {
             let item = format!("pool {:?}", name.get_ref());
-            pc.tls = p.get_ref().tls.as_ref().map(|t| tls::backend_tls(c, file, t, &item));
+            pc.tls = p
+                .get_ref()
+                .tls
+                .as_ref()
+                .map(|t| tls::backend_tls(c, file, t, &item));
             pools.push(pc);
         }
     }
