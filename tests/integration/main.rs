@@ -17,5 +17,6 @@ mod site_balance;
 mod site_health;
 mod site_lifecycle;
 mod site_proxy;
+mod site_tls;
 mod steering;
 mod steering_props;

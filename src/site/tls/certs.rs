@@ -65,7 +65,7 @@ impl CertStore {
         Ok(store)
     }
 
-    /// The certificate for an SNI name: exact name, then the closest wildcard, then the first.
+    /// The certificate for an SNI name: exact name, then a wildcard, then the first.
     pub(crate) fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let i = sni.and_then(|name| self.lookup(&name.to_ascii_lowercase()));
         self.keys.get(i.unwrap_or(0)).cloned()
@@ -75,15 +75,9 @@ impl CertStore {
         if let Some(&i) = self.exact.get(name) {
             return Some(i);
         }
-        let mut rest = name;
-        while let Some(dot) = rest.find('.') {
-            rest = &rest[dot..];
-            if let Some(&i) = self.wildcard.get(rest) {
-                return Some(i);
-            }
-            rest = &rest[1..];
-        }
-        None
+        // A wildcard covers exactly one label, as certificate validation (RFC 6125) says.
+        let dot = name.find('.')?;
+        self.wildcard.get(&name[dot..]).copied()
     }
 }
 
