@@ -17,6 +17,7 @@ mod site_balance;
 mod site_health;
 mod site_lifecycle;
 mod site_proxy;
+mod site_routing;
 mod site_tls;
 mod steering;
 mod steering_props;

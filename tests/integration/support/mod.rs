@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod dns;
 pub mod health_site;
+pub mod origin;
 pub mod site;
 pub mod tls;
 
