@@ -15,6 +15,7 @@ mod probe;
 mod probe_detection;
 mod site_affinity;
 mod site_balance;
+mod site_cache;
 mod site_health;
 mod site_lifecycle;
 mod site_limits;
