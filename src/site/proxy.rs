@@ -160,13 +160,18 @@ impl Proxy {
         let mut tried = [usize::MAX; 11];
         let mut last: Option<Response<RespBody>> = None;
         let mut _budget = None;
+        // A retry after a request that never left (connect failure) costs the backends nothing:
+        // it is not counted against the retry budget, so losing a server never fails a request
+        // that another server could take, however many requests were in flight to it.
+        let mut never_left = false;
         for attempt in 0..attempts {
-            if attempt > 0 {
+            if attempt > 0 && !never_left {
                 match pool.try_retry() {
                     Some(g) => _budget = Some(g),
                     None => break,
                 }
             }
+            never_left = false;
             let preferred = prefer
                 .filter(|_| attempt == 0)
                 .and_then(|i| pool.pick_server(i));
@@ -222,6 +227,7 @@ impl Proxy {
                     return r;
                 }
                 Outcome::NotSent(req) => {
+                    never_left = true;
                     pool.record(lease.index, false, None);
                     lease.backend().metrics.count_error();
                     // The request never left: put it back for the next server, any method.
