@@ -35,7 +35,7 @@ use self::metrics::FeatureMetrics;
 use self::ratelimit::Limiter;
 use self::split::Split;
 use super::pool::Pool;
-use crate::config::site::{HttpFeatures, RouteAction, RouteRule};
+use crate::config::site::{Encoding, HttpFeatures, RouteAction, RouteRule};
 
 /// Where a route sends requests.
 #[derive(Debug)]
@@ -80,6 +80,8 @@ pub(crate) struct Features {
     default_limited: IntCounter,
     unrouted: IntCounter,
     cache_counts: CacheCounters,
+    /// Compressed answers by coding, in the order of `Encoding::ALL`.
+    compressed: [IntCounter; 3],
     metrics: FeatureMetrics,
 }
 
@@ -137,6 +139,10 @@ impl Features {
                 bypass: c("bypass"),
                 stored: c("stored"),
             },
+            compressed: Encoding::ALL.map(|e| {
+                m.compressed
+                    .with_label_values(&[listener.as_str(), e.as_str()])
+            }),
             metrics: m.clone(),
             listener,
         }

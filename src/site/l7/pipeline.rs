@@ -10,7 +10,7 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use super::cache::{Cache, Entry, Lookup, Tee};
 use super::route::{RequestView, first_match, rewrite};
 use super::{Features, Route, Target, freshness};
-use crate::config::site::PathMatch;
+use crate::config::site::{Encoding, PathMatch};
 use crate::site::body::RespBody;
 use crate::site::headers::Client;
 use crate::site::pool::Pool;
@@ -246,18 +246,15 @@ impl Features {
     fn finish(
         &self,
         resp: Response<RespBody>,
-        coding: Option<crate::config::site::Encoding>,
+        coding: Option<Encoding>,
         head: bool,
         split_cookie: Option<HeaderValue>,
     ) -> Response<RespBody> {
         let mut resp = match &self.compress {
             Some(c) => {
                 let (r, used) = c.apply(coding, head, resp);
-                if let Some(e) = used {
-                    self.metrics
-                        .compressed
-                        .with_label_values(&[self.listener.as_str(), e.as_str()])
-                        .inc();
+                if let Some(i) = used.and_then(|e| Encoding::ALL.iter().position(|x| *x == e)) {
+                    self.compressed[i].inc();
                 }
                 r
             }

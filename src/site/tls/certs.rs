@@ -209,7 +209,7 @@ pub struct CertReloader {
 impl CertReloader {
     /// Empty resolvers for the TLS listeners of a site; [`super::start`] fills them.
     pub(crate) fn new(cfg: &SiteConfig, metrics: &FeatureMetrics) -> Self {
-        let listeners = cfg
+        let listeners: Vec<(usize, String, TlsConfig, Arc<Resolver>)> = cfg
             .listeners
             .iter()
             .enumerate()
@@ -219,6 +219,11 @@ impl CertReloader {
                 Some((i, l.bind.to_string(), t.clone(), r))
             })
             .collect();
+        if !listeners.is_empty() {
+            for result in ["ok", "error"] {
+                metrics.reloads.with_label_values(&[result]);
+            }
+        }
         CertReloader {
             listeners,
             metrics: metrics.clone(),
