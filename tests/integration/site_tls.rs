@@ -219,3 +219,35 @@ async fn tls_to_backends_is_verified_against_the_ca() {
         "a certificate for another name is refused"
     );
 }
+
+#[tokio::test]
+async fn status_and_metrics_show_certificates_and_handshakes() {
+    let pki = Pki::new();
+    let a = pki.leaf("a", &["a.test", "*.a.test"]);
+    let be = TestBackend::start("b1").await;
+    let toml = format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\n{}",
+        site_toml(be.addr, &[(&a.cert, &a.key)])
+    );
+    let site = TestSite::start(&toml).await;
+    let c = pki.client(&[b"h2", b"http/1.1"]);
+    let _s = connect(&c, site.addr, "a.test").await;
+    let status = site.status().await;
+    let certs = &status["listeners"][0]["certificates"][0];
+    assert_eq!(certs["names"], serde_json::json!(["a.test", "*.a.test"]));
+    assert!(certs["not_after"].as_i64().is_some_and(|t| t > 0));
+    // The server counts the handshake once it has read the client's last message.
+    let metrics = || async {
+        let url = site.admin_url("/metrics");
+        let (_, _, body) = crate::support::site::get(&site.client, &url).await;
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    crate::support::poll_until(5, || async {
+        metrics()
+            .await
+            .contains("meridian_site_tls_handshakes_total{alpn=\"h2\"")
+    })
+    .await;
+    let text = metrics().await;
+    assert!(text.contains("meridian_site_tls_certificate_expiry_seconds{"));
+}
