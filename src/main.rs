@@ -211,6 +211,11 @@ fn is_site_file(p: &std::path::Path) -> bool {
 fn check_site(p: &std::path::Path) -> bool {
     match meridian::config::site::load_site_file(p) {
         Ok(s) => {
+            // Certificates, keys and CA files are read as starting the site would.
+            if let Err(e) = meridian::site::preflight(&s) {
+                eprintln!("error: {}: tls: {e}", p.display());
+                return false;
+            }
             let servers: usize = s.pools.iter().map(|p| p.servers.len()).sum();
             println!(
                 "ok {}: site ({} listeners, {} pools, {} servers)",

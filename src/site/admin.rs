@@ -54,6 +54,9 @@ struct PoolStatus<'a> {
 struct Status<'a> {
     health: HealthReport,
     pools: Vec<PoolStatus<'a>>,
+    /// Listeners with TLS or HTTP features.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    listeners: Vec<super::l7::FeatureStatus<'a>>,
 }
 
 /// The site's health as the prober sees it.
@@ -140,10 +143,14 @@ fn status(site: &SiteState) -> Status<'_> {
     Status {
         health: health(site),
         pools,
+        listeners: super::l7::listener_status(site),
     }
 }
 
 fn refresh_gauges(site: &SiteState) {
+    for f in site.features.iter().flatten() {
+        f.refresh_gauges();
+    }
     let m = &site.metrics;
     for p in &site.pools {
         let now = p.now();

@@ -63,13 +63,30 @@ pub(crate) struct Completion {
     pub(crate) lease: Lease,
 }
 
+/// Errors of a response body.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body transformed on its way to the client (compressed, copied into the cache).
+pub(crate) type Layered = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>;
+
 /// A response body towards the client.
-#[derive(Debug)]
 pub(crate) enum RespBody {
     /// Bytes made by the balancer (errors, admin answers).
     Full(Option<Bytes>),
     /// A backend's body.
     Proxied(Incoming, Option<Completion>),
+    /// A body with a transformation on top (only with listener features configured).
+    Layered(Layered),
+}
+
+impl std::fmt::Debug for RespBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RespBody::Full(b) => f.debug_tuple("Full").field(b).finish(),
+            RespBody::Proxied(i, c) => f.debug_tuple("Proxied").field(i).field(c).finish(),
+            RespBody::Layered(_) => f.write_str("Layered(..)"),
+        }
+    }
 }
 
 impl RespBody {
@@ -81,13 +98,14 @@ impl RespBody {
 
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
+            RespBody::Layered(b) => b.as_mut().poll_frame(cx),
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Proxied(inner, done) => {
                 // The backend connection is driven from here while the body streams.
@@ -104,7 +122,7 @@ impl Body for RespBody {
                     Poll::Ready(Some(Err(_))) => finish(done, false),
                     _ => {}
                 }
-                r
+                r.map(|o| o.map(|res| res.map_err(Into::into)))
             }
         }
     }
@@ -113,6 +131,7 @@ impl Body for RespBody {
         match self {
             RespBody::Full(b) => b.is_none(),
             RespBody::Proxied(inner, _) => inner.is_end_stream(),
+            RespBody::Layered(b) => b.is_end_stream(),
         }
     }
 
@@ -120,6 +139,7 @@ impl Body for RespBody {
         match self {
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespBody::Proxied(inner, _) => inner.size_hint(),
+            RespBody::Layered(b) => b.size_hint(),
         }
     }
 }

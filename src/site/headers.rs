@@ -62,6 +62,8 @@ pub struct Client {
     pub addr: SocketAddr,
     ip: HeaderValue,
     forwarded_for: String,
+    /// The connection is TLS (the forwarding headers say `https`).
+    pub tls: bool,
 }
 
 impl Client {
@@ -78,7 +80,18 @@ impl Client {
             addr,
             ip,
             forwarded_for,
+            tls: false,
         }
+    }
+
+    /// The same client, over TLS.
+    pub fn over_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 }
 
@@ -91,7 +104,10 @@ pub fn add_forwarded(h: &mut HeaderMap, client: &Client, host: Option<&HeaderVal
     if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    h.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(client.proto()),
+    );
     if let Some(host) = host {
         h.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
@@ -102,7 +118,8 @@ pub fn add_forwarded(h: &mut HeaderMap, client: &Client, host: Option<&HeaderVal
         buf.push_str(", ");
     }
     buf.push_str(&client.forwarded_for);
-    buf.push_str(";proto=http");
+    buf.push_str(";proto=");
+    buf.push_str(client.proto());
     if let Some(host) = host.and_then(|v| v.to_str().ok())
         && host
             .bytes()

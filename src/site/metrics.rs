@@ -19,6 +19,8 @@ pub struct SiteMetrics {
     pub(crate) retries: IntCounterVec,
     pub(crate) ejections: IntCounterVec,
     pub(crate) rejected: IntCounterVec,
+    /// Listener features (routing, limits, cache, compression, affinity, TLS).
+    pub(crate) features: super::l7::metrics::FeatureMetrics,
 }
 
 /// Handles for one server, resolved once.
@@ -134,6 +136,7 @@ impl SiteMetrics {
             ),
         );
         SiteMetrics {
+            features: super::l7::metrics::FeatureMetrics::new(&r),
             registry: r,
             requests,
             duration,

@@ -16,17 +16,20 @@
 //! tests bind `127.0.0.1:0` and end a site without signals.
 
 mod admin;
+mod affinity;
 mod backend;
 mod body;
 mod breaker;
 mod checker;
 mod headers;
 mod io;
+mod l7;
 mod metrics;
 mod pool;
 mod proxy;
 mod risefall;
 mod serve;
+mod tls;
 mod upstream;
 
 use std::future::Future;
@@ -42,6 +45,7 @@ pub use headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 pub use metrics::SiteMetrics;
 pub use risefall::RiseFall;
 pub use serve::shutdown_signal;
+pub use tls::{CertReloader, TlsError, preflight};
 
 use crate::config::site::SiteConfig;
 use pool::Pool;
@@ -60,6 +64,9 @@ pub enum SiteError {
     /// The listeners given do not match the configuration.
     #[error("{0}")]
     Listeners(String),
+    /// TLS material could not be loaded.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Bound sockets for a site: one per `[[listeners]]` entry, in order, and the admin listener.
@@ -99,6 +106,10 @@ pub(crate) struct SiteState {
     pub(crate) draining: AtomicBool,
     pub(crate) metrics: SiteMetrics,
     pub(crate) ids: Arc<RequestIds>,
+    /// Routing, limits, cache, compression, by listener (`None`: plain forwarding).
+    pub(crate) features: Vec<Option<Arc<l7::Features>>>,
+    /// The certificates of the TLS listeners.
+    pub(crate) certs: tls::CertReloader,
 }
 
 /// A configured site, ready to run.
@@ -112,18 +123,42 @@ impl Site {
     /// Builds pools and servers (no I/O yet).
     pub fn new(cfg: SiteConfig) -> Self {
         let metrics = SiteMetrics::new();
-        let pools = cfg
+        let pools: Vec<Arc<Pool>> = cfg
             .pools
             .iter()
             .map(|p| Arc::new(Pool::new(p.clone(), &metrics)))
             .collect();
+        let features = cfg
+            .listeners
+            .iter()
+            .map(|l| {
+                let f = l.features.as_ref()?;
+                let name = l.bind.to_string();
+                let m = &metrics.features;
+                Some(Arc::new(l7::Features::new(
+                    name,
+                    f,
+                    f.default_pool,
+                    &pools,
+                    m,
+                )))
+            })
+            .collect();
+        let certs = tls::CertReloader::new(&cfg, &metrics.features);
         let state = Arc::new(SiteState {
             pools,
             draining: AtomicBool::new(false),
             metrics,
             ids: Arc::new(RequestIds::new()),
+            features,
+            certs,
         });
         Site { cfg, state }
+    }
+
+    /// A handle that reloads the TLS listeners' certificates, as SIGHUP does.
+    pub fn cert_reloader(&self) -> CertReloader {
+        self.state.certs.clone()
     }
 
     /// The `/health` report now.

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::balance::{Maglev, SmoothWeighted, WeightedRandom, least_loaded, p2c_pick, round_robin};
 use crate::config::site::{Algorithm, PoolConfig};
 
+use super::affinity::Affinity;
 use super::backend::Backend;
 use super::breaker::BreakerState;
 use super::metrics::{PoolMetrics, SiteMetrics};
@@ -59,6 +60,8 @@ pub(crate) struct Pool {
     retries_active: AtomicU64,
     epoch: Instant,
     pub(crate) metrics: PoolMetrics,
+    /// Cookie affinity, when the pool has it.
+    pub(crate) affinity: Option<Affinity>,
 }
 
 /// One request's claim on a server: released (in-flight decremented, a waiter woken) on drop.
@@ -126,6 +129,10 @@ impl Pool {
             retries_active: AtomicU64::new(0),
             epoch: Instant::now(),
             metrics: metrics.pool(&cfg.name),
+            affinity: cfg
+                .affinity
+                .as_ref()
+                .map(|a| Affinity::new(a, &cfg, &metrics.features)),
             backends,
             cfg,
         };
@@ -176,6 +183,29 @@ impl Pool {
                 index: i,
             });
         }
+    }
+
+    /// Takes server `i` if it can have a request now (healthy, not draining, below its
+    /// limits, breaker letting it through): the server an affinity cookie names.
+    pub(crate) fn pick_server(self: &Arc<Self>, i: usize) -> Option<Lease> {
+        let b = self.backends.get(i)?;
+        if (self.cfg.max_requests > 0
+            && self.in_flight.load(Ordering::Relaxed) >= self.cfg.max_requests as u64)
+            || b.is_draining()
+            || !b.has_capacity()
+            || !self.live(b)
+        {
+            return None;
+        }
+        if !b.breaker_closed.load(Ordering::Relaxed) && !b.breaker().try_acquire(self.now()) {
+            return None;
+        }
+        b.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            pool: Arc::clone(self),
+            index: i,
+        })
     }
 
     /// Health that can change between snapshots (ejection expiry, breaker, a check verdict).

@@ -19,6 +19,7 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
 use super::body::{Completion, ReqBody, RespBody};
 use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
+use super::l7::Features;
 use super::pool::{Lease, PickError, Pool};
 use super::upstream::Conn;
 use crate::balance::{DEFAULT_SEED, hash_bytes};
@@ -30,6 +31,8 @@ pub(crate) struct Proxy {
     pub(crate) pool: Arc<Pool>,
     pub(crate) ids: Arc<RequestIds>,
     pub(crate) max_body: u64,
+    /// Routing, rate limits, cache, compression; `None` keeps the plain path.
+    pub(crate) features: Option<Arc<Features>>,
 }
 
 /// What one attempt on one server gave.
@@ -43,14 +46,16 @@ enum Outcome {
 }
 
 /// The request, kept apart so that it can be rebuilt for another attempt.
-struct Prepared {
+pub(crate) struct Prepared {
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     body: Option<ReqBody>,
     replayable: bool,
     idempotent: bool,
     hash: u64,
+    /// The client came over TLS (affinity cookies are `Secure` then).
+    secure: bool,
 }
 
 impl Proxy {
@@ -60,13 +65,39 @@ impl Proxy {
         req: Request<Incoming>,
         client: &Client,
     ) -> Response<RespBody> {
+        if let Some(f) = &self.features {
+            // Boxed: the feature path's state stays out of the plain path's future.
+            return Box::pin(f.handle(self, req, client)).await;
+        }
         let start = Instant::now();
+        let resp = match self.prepare(&self.pool, req, client).await {
+            Ok(p) => self.forward(&self.pool, p).await,
+            Err(r) => return r,
+        };
+        self.pool
+            .metrics
+            .duration
+            .observe(start.elapsed().as_secs_f64());
+        resp
+    }
+
+    /// Rewrites the request for `pool` (headers, origin-form URI, hash key) and reads its body
+    /// when it is small enough to replay; an answer instead when it cannot be forwarded.
+    pub(crate) async fn prepare(
+        &self,
+        pool: &Pool,
+        req: Request<Incoming>,
+        client: &Client,
+    ) -> Result<Prepared, Response<RespBody>> {
         let (mut parts, body) = req.into_parts();
         // Room for the five headers added below, so the map grows once, not per insert.
         parts.headers.reserve(5);
         let declared = content_length(&parts.headers);
         if self.max_body > 0 && declared.is_some_and(|n| n > self.max_body) {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+            return Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large\n",
+            ));
         }
         let host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
@@ -87,25 +118,27 @@ impl Proxy {
             Some(pq) => Uri::from(pq.clone()),
             None => Uri::from_static("/"),
         };
-        let hash = if self.pool.needs_hash() {
-            self.hash_key(&parts.headers, &uri, client.addr.ip())
+        let hash = if pool.needs_hash() {
+            hash_key(pool, &parts.headers, &uri, client.addr.ip())
         } else {
             0
         };
         let idempotent = is_idempotent(&parts.method);
-        let cap = self.pool.cfg.retry.body_cap as u64;
+        let cap = pool.cfg.retry.body_cap as u64;
         let body = if body.is_end_stream() {
             ReqBody::Empty
         } else if idempotent && declared.is_some_and(|n| n <= cap) {
             match Box::pin(Limited::new(body, cap as usize).collect()).await {
                 Ok(b) => ReqBody::Full(Some(b.to_bytes())),
-                Err(_) => return plain(StatusCode::BAD_REQUEST, "cannot read request body\n"),
+                Err(_) => {
+                    return Err(plain(StatusCode::BAD_REQUEST, "cannot read request body\n"));
+                }
             }
         } else {
             ReqBody::Stream(body)
         };
         let replayable = !matches!(body, ReqBody::Stream(_));
-        let prepared = Prepared {
+        Ok(Prepared {
             method: parts.method,
             uri,
             headers: parts.headers,
@@ -113,33 +146,15 @@ impl Proxy {
             replayable,
             idempotent,
             hash,
-        };
-        let resp = self.forward(prepared).await;
-        self.pool
-            .metrics
-            .duration
-            .observe(start.elapsed().as_secs_f64());
-        resp
+            secure: client.tls,
+        })
     }
 
-    fn hash_key(&self, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
-        let ip_hash = || match ip {
-            IpAddr::V4(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
-            IpAddr::V6(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
-        };
-        match &self.pool.cfg.hash_key {
-            HashKey::ClientIp => ip_hash(),
-            HashKey::Path => hash_bytes(DEFAULT_SEED, uri.path().as_bytes()),
-            HashKey::Header(h) => match headers.get(h) {
-                Some(v) => hash_bytes(DEFAULT_SEED, v.as_bytes()),
-                None => ip_hash(),
-            },
-        }
-    }
-
-    async fn forward(&self, mut p: Prepared) -> Response<RespBody> {
-        let pool = &self.pool;
+    /// Sends a prepared request to `pool`, retrying where it is safe.
+    pub(crate) async fn forward(&self, pool: &Arc<Pool>, mut p: Prepared) -> Response<RespBody> {
         let retry = pool.cfg.retry;
+        let affinity = pool.affinity.as_ref();
+        let prefer = affinity.and_then(|a| a.preferred(&p.headers));
         let attempts = 1 + retry.attempts as usize;
         // Servers tried so far (attempts ≤ 11): on the stack, no allocation per request.
         let mut tried = [usize::MAX; 11];
@@ -157,7 +172,14 @@ impl Proxy {
                 }
             }
             never_left = false;
-            let lease = match pool.pick_wait(p.hash, &tried[..attempt]).await {
+            let preferred = prefer
+                .filter(|_| attempt == 0)
+                .and_then(|i| pool.pick_server(i));
+            let picked = match preferred {
+                Some(l) => Ok(l),
+                None => pool.pick_wait(p.hash, &tried[..attempt]).await,
+            };
+            let lease = match picked {
                 Ok(l) => l,
                 Err(e) if attempt == 0 => return unavailable(pool, e),
                 Err(_) => break,
@@ -187,7 +209,7 @@ impl Proxy {
             *req.uri_mut() = p.uri.clone();
             *req.headers_mut() = headers;
             let sent = Instant::now();
-            match self.attempt(&lease, req).await {
+            match attempt_on(pool, &lease, req).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status();
                     let failed = status.is_server_error();
@@ -197,7 +219,12 @@ impl Proxy {
                         last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
                         continue;
                     }
-                    return respond(resp, tx, lease);
+                    let server = lease.index;
+                    let mut r = respond(resp, tx, lease);
+                    if let Some(a) = affinity {
+                        a.answered(r.headers_mut(), prefer, server, p.secure);
+                    }
+                    return r;
                 }
                 Outcome::NotSent(req) => {
                     never_left = true;
@@ -232,38 +259,53 @@ impl Proxy {
         }
         last.unwrap_or_else(|| unavailable(pool, PickError::NoServer))
     }
+}
 
-    /// One exchange with the leased server: a pooled connection, else a new one. A pooled
-    /// connection that turns out closed before the request left is replaced once by a new one.
-    async fn attempt(&self, lease: &Lease, mut req: Request<ReqBody>) -> Outcome {
-        let b = lease.backend();
-        let t = self.pool.cfg.timeouts;
-        let mut pooled = b.conns.checkout(t.idle).await;
-        loop {
-            let fresh = pooled.is_none();
-            let mut conn = match pooled.take() {
-                Some(c) => c,
-                // Boxed: dialling is rare with keep-alive and its future is large.
-                None => match Box::pin(b.conns.connect(t.connect)).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
-                        return Outcome::NotSent(req);
-                    }
-                },
-            };
-            match tokio::time::timeout(t.response, conn.send(req)).await {
-                Err(_) => return Outcome::Timeout,
-                Ok(Ok(resp)) => return Outcome::Response(resp, conn),
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(r) if !fresh => req = r,
-                    Some(r) => return Outcome::NotSent(r),
-                    None => {
-                        tracing::debug!(server = %b.cfg.id, error = %e.error(), "exchange failed");
-                        return Outcome::Failed;
-                    }
-                },
-            }
+fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
+    let ip_hash = || match ip {
+        IpAddr::V4(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
+        IpAddr::V6(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
+    };
+    match &pool.cfg.hash_key {
+        HashKey::ClientIp => ip_hash(),
+        HashKey::Path => hash_bytes(DEFAULT_SEED, uri.path().as_bytes()),
+        HashKey::Header(h) => match headers.get(h) {
+            Some(v) => hash_bytes(DEFAULT_SEED, v.as_bytes()),
+            None => ip_hash(),
+        },
+    }
+}
+
+/// One exchange with the leased server: a pooled connection, else a new one. A pooled
+/// connection that turns out closed before the request left is replaced once by a new one.
+async fn attempt_on(pool: &Pool, lease: &Lease, mut req: Request<ReqBody>) -> Outcome {
+    let b = lease.backend();
+    let t = pool.cfg.timeouts;
+    let mut pooled = b.conns.checkout(t.idle).await;
+    loop {
+        let fresh = pooled.is_none();
+        let mut conn = match pooled.take() {
+            Some(c) => c,
+            // Boxed: dialling is rare with keep-alive and its future is large.
+            None => match Box::pin(b.conns.connect(t.connect)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
+                    return Outcome::NotSent(req);
+                }
+            },
+        };
+        match tokio::time::timeout(t.response, conn.send(req)).await {
+            Err(_) => return Outcome::Timeout,
+            Ok(Ok(resp)) => return Outcome::Response(resp, conn),
+            Ok(Err(mut e)) => match e.take_message() {
+                Some(r) if !fresh => req = r,
+                Some(r) => return Outcome::NotSent(r),
+                None => {
+                    tracing::debug!(server = %b.cfg.id, error = %e.error(), "exchange failed");
+                    return Outcome::Failed;
+                }
+            },
         }
     }
 }

@@ -17,6 +17,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::headers::Client;
 use super::io::Counted;
@@ -41,7 +42,11 @@ pub(crate) async fn run(
             listeners.http.len()
         )));
     }
+    let acceptors = super::tls::start(&cfg, &state)?;
     let mut background = JoinSet::new();
+    if acceptors.iter().any(Option::is_some) {
+        background.spawn(super::tls::reload_on_sighup(Arc::clone(&state)));
+    }
     for pool in &state.pools {
         if let Some(check) = &pool.cfg.check {
             for i in 0..pool.backends.len() {
@@ -62,13 +67,22 @@ pub(crate) async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept = JoinSet::new();
-    for (l, lc) in listeners.http.into_iter().zip(&cfg.listeners) {
+    for (i, ((l, lc), tls)) in listeners
+        .http
+        .into_iter()
+        .zip(&cfg.listeners)
+        .zip(acceptors)
+        .enumerate()
+    {
         let proxy = Arc::new(Proxy {
             pool: Arc::clone(&state.pools[lc.pool]),
             ids: Arc::clone(&state.ids),
             max_body: lc.max_body_bytes,
+            features: state.features.get(i).cloned().flatten(),
         });
-        accept.spawn(accept_loop(l, lc.clone(), proxy, stop_rx.clone()));
+        let hs = super::tls::Handshakes::new(&state.metrics.features, &lc.bind.to_string());
+        let tls = tls.map(|a| (a, hs));
+        accept.spawn(accept_loop(l, lc.clone(), proxy, tls, stop_rx.clone()));
     }
     drop(stop_rx);
     tracing::info!(
@@ -99,8 +113,10 @@ async fn accept_loop(
     l: TcpListener,
     lc: ListenerConfig,
     proxy: Arc<Proxy>,
+    tls: Option<(TlsAcceptor, super::tls::Handshakes)>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tls = tls.map(Arc::new);
     // hyper's own header-read timeout arms a boxed timer per request (measured: 10 % of the
     // proxy's CPU); `idle_watch` below gives the same protection with one timer per connection.
     let mut auto = auto::Builder::new(TokioExecutor::new());
@@ -135,30 +151,91 @@ async fn accept_loop(
         let builders = Arc::clone(&builders);
         let stop = stop.clone();
         let (idle, h2) = (lc.header_timeout, lc.h2);
-        tokio::spawn(async move {
-            let client = Arc::new(Client::new(peer));
-            let activity = Arc::new(Activity::default());
-            let act = Arc::clone(&activity);
-            let svc = service_fn(move |req| {
-                let proxy = Arc::clone(&proxy);
-                let client = Arc::clone(&client);
-                let act = Arc::clone(&act);
-                act.started.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let resp = proxy.handle(req, &client).await;
-                    act.finished.fetch_add(1, Ordering::Relaxed);
-                    Ok::<_, Infallible>(resp)
-                }
+        let Some(tls) = tls.clone() else {
+            tokio::spawn(async move {
+                let activity = Arc::new(Activity::default());
+                let io = Counted::new(stream, Arc::clone(&activity.written));
+                let c = ClientConn {
+                    proxy,
+                    builders,
+                    stop,
+                    activity,
+                    idle,
+                    peer,
+                };
+                serve_client(io, Client::new(peer), h2, c).await;
             });
-            let io = TokioIo::new(Counted::new(stream, Arc::clone(&activity.written)));
-            if h2 {
-                let conn = builders.0.serve_connection(io, svc);
-                drive(conn, stop, &activity, idle, peer).await;
-            } else {
-                let conn = builders.1.serve_connection(io, svc);
-                drive(conn, stop, &activity, idle, peer).await;
-            }
+            continue;
+        };
+        tokio::spawn(async move {
+            let activity = Arc::new(Activity::default());
+            let io = Counted::new(stream, Arc::clone(&activity.written));
+            let (acceptor, hs) = &*tls;
+            let Some((io, alpn_h2)) = super::tls::handshake(acceptor, io, idle, hs, peer).await
+            else {
+                return;
+            };
+            let c = ClientConn {
+                proxy,
+                builders,
+                stop,
+                activity,
+                idle,
+                peer,
+            };
+            serve_client(io, Client::new(peer).over_tls(), h2 && alpn_h2, c).await;
         });
+    }
+}
+
+type Builders = (
+    auto::Builder<TokioExecutor>,
+    hyper::server::conn::http1::Builder,
+);
+
+/// What serving one client connection needs beside its socket.
+struct ClientConn {
+    proxy: Arc<Proxy>,
+    builders: Arc<Builders>,
+    stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    idle: Duration,
+    peer: std::net::SocketAddr,
+}
+
+/// Serves HTTP on one accepted (and, for TLS, handshaken) client connection.
+async fn serve_client<I>(io: I, client: Client, h2: bool, c: ClientConn)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ClientConn {
+        proxy,
+        builders,
+        stop,
+        activity,
+        idle,
+        peer,
+    } = c;
+    let client = Arc::new(client);
+    let act = Arc::clone(&activity);
+    let svc = service_fn(move |req| {
+        let proxy = Arc::clone(&proxy);
+        let client = Arc::clone(&client);
+        let act = Arc::clone(&act);
+        act.started.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let resp = proxy.handle(req, &client).await;
+            act.finished.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let io = TokioIo::new(io);
+    if h2 {
+        let conn = builders.0.serve_connection(io, svc);
+        drive(conn, stop, &activity, idle, peer).await;
+    } else {
+        let conn = builders.1.serve_connection(io, svc);
+        drive(conn, stop, &activity, idle, peer).await;
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::body::ReqBody;
+use super::tls::{BackendStream, BackendTls};
 
 /// Idle connections kept per backend.
 const MAX_IDLE: usize = 256;
@@ -33,7 +34,7 @@ const MAX_IDLE: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Conn {
     tx: SendRequest<ReqBody>,
-    driver: Option<Connection<TokioIo<TcpStream>, ReqBody>>,
+    driver: Option<Connection<TokioIo<BackendStream>, ReqBody>>,
 }
 
 impl Conn {
@@ -90,6 +91,8 @@ pub(crate) enum ConnectError {
     Io(SocketAddr, std::io::Error),
     #[error("handshake with {0}: {1}")]
     Handshake(SocketAddr, hyper::Error),
+    #[error("TLS handshake with {0}: {1}")]
+    Tls(SocketAddr, std::io::Error),
 }
 
 /// The idle connections of one backend.
@@ -97,6 +100,8 @@ pub(crate) enum ConnectError {
 pub(crate) struct ConnPool {
     addr: SocketAddr,
     idle: Mutex<Vec<(Box<Conn>, Instant)>>,
+    /// TLS towards this server, set once when the site starts.
+    tls: std::sync::OnceLock<BackendTls>,
 }
 
 impl ConnPool {
@@ -104,7 +109,13 @@ impl ConnPool {
         ConnPool {
             addr,
             idle: Mutex::new(Vec::new()),
+            tls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes new connections to this server speak TLS.
+    pub(crate) fn set_tls(&self, tls: BackendTls) {
+        let _ = self.tls.set(tls);
     }
 
     /// An idle connection younger than `max_idle`, ready for a request, if any.
@@ -149,6 +160,14 @@ impl ConnPool {
         };
         // Small requests and responses: waiting for Nagle only adds latency.
         let _ = stream.set_nodelay(true);
+        let stream = match self.tls.get() {
+            None => BackendStream::Plain(stream),
+            Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, stream)).await {
+                Ok(Ok(s)) => BackendStream::Tls(Box::new(s)),
+                Ok(Err(e)) => return Err(ConnectError::Tls(addr, e)),
+                Err(_) => return Err(ConnectError::Timeout(addr)),
+            },
+        };
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

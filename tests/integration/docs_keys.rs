@@ -77,6 +77,18 @@ const SCHEMAS: &[Schema] = &[
             ("pools.NAME.passive", "### `passive`"),
             ("pools.NAME.breaker", "### `breaker`"),
             ("pools.NAME.retry", "### `retry`"),
+            ("pools.NAME.affinity", "### `affinity`"),
+            ("pools.NAME.tls", "### `tls` (pool)"),
+            ("listeners.tls", "### `tls` (listener)"),
+            ("listeners.tls.certificates", "### `tls.certificates`"),
+            ("listeners.rate_limit", "### `rate_limit`"),
+            ("listeners.compression", "### `compression`"),
+            ("listeners.cache", "### `cache`"),
+            ("listeners.routes", "### `[[listeners.routes]]`"),
+            ("listeners.routes.headers", "### `routes.headers`"),
+            ("listeners.routes.query", "### `routes.query`"),
+            ("listeners.routes.rate_limit", "### `rate_limit`"),
+            ("listeners.routes.split", "### `routes.split`"),
         ],
     },
 ];
@@ -95,6 +107,56 @@ bind = "127.0.0.1:9101"
 bind = "127.0.0.1:8080"
 pool = "web"
 @listeners@
+
+[listeners.tls]
+@listeners.tls@
+
+[[listeners.tls.certificates]]
+cert = "c.pem"
+key = "k.pem"
+@listeners.tls.certificates@
+
+[listeners.rate_limit]
+rate = 10
+@listeners.rate_limit@
+
+[listeners.compression]
+@listeners.compression@
+
+[listeners.cache]
+@listeners.cache@
+
+[[listeners.routes]]
+pool = "web"
+@listeners.routes@
+
+[[listeners.routes.headers]]
+name = "x-a"
+present = true
+@listeners.routes.headers@
+
+[[listeners.routes.query]]
+name = "q"
+@listeners.routes.query@
+
+[listeners.routes.rate_limit]
+rate = 5
+@listeners.routes.rate_limit@
+
+[[listeners.routes]]
+sticky = "client-ip"
+
+[[listeners.routes.split]]
+pool = "web"
+weight = 1
+@listeners.routes.split@
+
+[[listeners.routes.split]]
+pool = "web2"
+weight = 1
+
+[pools.web2]
+servers = ["127.0.0.1:9002"]
 
 [pools.web]
 @pools.NAME@
@@ -118,6 +180,14 @@ http = "/health"
 
 [pools.web.retry]
 @pools.NAME.retry@
+
+[pools.web.affinity]
+cookie = "srv"
+@pools.NAME.affinity@
+
+[pools.web.tls]
+ca = "ca.pem"
+@pools.NAME.tls@
 "#;
 
 const ZONE_TEMPLATE: &str = r#"

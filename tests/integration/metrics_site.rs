@@ -11,10 +11,23 @@ use crate::support::{TestBackend, TestSite};
 async fn site_metrics_are_documented_and_promtool_accepts_them() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
+    // Every listener feature and a TLS listener, so that every family has series.
+    let pki = crate::support::tls::Pki::new();
+    let leaf = pki.leaf("site", &["site.test"]);
     let site = TestSite::start(&format!(
         "[admin]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
-         [pools.p]\nservers = [\"{}\", \"{}\"]\nretry = {{ attempts = 1 }}\n",
-        a.addr, b.addr
+         rate_limit = {{ rate = 1000 }}\ncompression = {{}}\ncache = {{}}\n\
+         [[listeners.routes]]\npath = \"/split\"\nsplit = [{{ pool = \"p\", weight = 1 }}, {{ pool = \"q\", weight = 1 }}]\n\
+         [[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
+         tls = {{ certificates = [{{ cert = {:?}, key = {:?} }}] }}\n\
+         [pools.p]\nservers = [\"{}\", \"{}\"]\nretry = {{ attempts = 1 }}\n\
+         affinity = {{ cookie = \"srv\" }}\n\
+         [pools.q]\nservers = [\"{}\"]\n",
+        leaf.cert.display().to_string(),
+        leaf.key.display().to_string(),
+        a.addr,
+        b.addr,
+        a.addr
     ))
     .await;
     for _ in 0..4 {

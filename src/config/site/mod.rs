@@ -2,14 +2,21 @@
 //! breakers, retries, the admin listener). Same two stages as zone files: raw serde structs with
 //! spans, then a validated [`SiteConfig`]. The reference is `docs/site-file.md`.
 
+mod features;
+mod l7;
 pub mod model;
 mod pool;
 mod raw;
+mod route;
+mod tls;
 mod validate;
 
 use std::path::Path;
 
+pub use l7::*;
 pub use model::*;
+pub use route::*;
+pub use tls::*;
 pub use validate::parse_site;
 
 use crate::config::error::ConfigError;

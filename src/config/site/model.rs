@@ -72,6 +72,12 @@ pub struct ListenerConfig {
     pub h2: bool,
     /// Largest request body with a declared length; more gets 413. 0 = no limit.
     pub max_body_bytes: u64,
+    /// TLS termination, if any.
+    pub tls: Option<super::TlsConfig>,
+    /// Routing, rate limit, compression and cache; `None` when none is configured. With
+    /// routes, `pool` is the default pool if the listener names one (see
+    /// [`super::HttpFeatures::default_pool`]).
+    pub features: Option<Box<super::HttpFeatures>>,
 }
 
 /// How a pool picks a server.
@@ -165,6 +171,10 @@ pub struct PoolConfig {
     pub breaker: BreakerConfig,
     /// Retries.
     pub retry: RetryConfig,
+    /// Cookie-based session affinity, if any.
+    pub affinity: Option<super::AffinityConfig>,
+    /// TLS towards the servers, if any.
+    pub tls: Option<super::BackendTlsConfig>,
 }
 
 /// One backend server.

@@ -85,6 +85,12 @@ pub(crate) fn build(
         passive: passive(c, r.passive.as_ref(), &key("passive")),
         breaker: breaker(c, r.breaker.as_ref(), &key("breaker")),
         retry: retry(c, r.retry.as_ref(), &key("retry")),
+        affinity: r
+            .affinity
+            .as_ref()
+            .map(|a| super::l7::affinity(c, a, &item)),
+        // Needs the site file's path: filled in by `validate`.
+        tls: None,
     })
 }
 

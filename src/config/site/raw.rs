@@ -7,6 +7,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::l7::{RawAffinity, RawCache, RawCompression, RawRateLimit};
+use super::route::RawRoute;
+use super::tls::{RawBackendTls, RawTls};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSite {
@@ -37,11 +41,16 @@ pub(crate) struct RawShutdown {
 pub(crate) struct RawListener {
     pub(crate) bind: Spanned<String>,
     pub(crate) protocol: Option<Spanned<String>>,
-    pub(crate) pool: Spanned<String>,
+    pub(crate) pool: Option<Spanned<String>>,
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
     pub(crate) header_timeout: Option<Spanned<String>>,
     pub(crate) h2: Option<bool>,
     pub(crate) max_body_bytes: Option<Spanned<i64>>,
+    pub(crate) tls: Option<Spanned<RawTls>>,
+    pub(crate) routes: Option<Vec<Spanned<RawRoute>>>,
+    pub(crate) rate_limit: Option<Spanned<RawRateLimit>>,
+    pub(crate) compression: Option<Spanned<RawCompression>>,
+    pub(crate) cache: Option<Spanned<RawCache>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +71,8 @@ pub(crate) struct RawPool {
     pub(crate) passive: Option<Spanned<RawPassive>>,
     pub(crate) breaker: Option<Spanned<RawBreaker>>,
     pub(crate) retry: Option<Spanned<RawRetry>>,
+    pub(crate) affinity: Option<Spanned<RawAffinity>>,
+    pub(crate) tls: Option<Spanned<RawBackendTls>>,
 }
 
 /// A server: `"127.0.0.1:9001"` or `{ address = "127.0.0.1:9001", weight = 2 }`.

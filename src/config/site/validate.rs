@@ -9,8 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::pool;
 use super::raw::{RawListener, RawSite};
+use super::{features, pool, tls};
 use crate::config::error::{Collector, ConfigError, Source};
 
 /// Parses and validates one site file's text.
@@ -53,8 +53,14 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
     };
     let mut pools = Vec::new();
     for (name, p) in &raw.pools {
-        if let Some(p) = pool::build(c, name, p) {
-            pools.push(p);
+        if let Some(mut pc) = pool::build(c, name, p) {
+            let item = format!("pool {:?}", name.get_ref());
+            pc.tls = p
+                .get_ref()
+                .tls
+                .as_ref()
+                .map(|t| tls::backend_tls(c, file, t, &item));
+            pools.push(pc);
         }
     }
     let mut site = SiteConfig {
@@ -66,7 +72,7 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
         pools,
     };
     for l in &raw.listeners {
-        if let Some(l) = listener(c, l, &site) {
+        if let Some(l) = listener(c, file, l, &site) {
             site.listeners.push(l);
         }
     }
@@ -76,6 +82,7 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
 
 fn listener(
     c: &mut Collector<'_>,
+    file: &Path,
     raw: &Spanned<RawListener>,
     site: &SiteConfig,
 ) -> Option<ListenerConfig> {
@@ -95,19 +102,29 @@ fn listener(
             Protocol::Http
         }
     };
-    let pool = site.pool_index(r.pool.get_ref());
-    if pool.is_none() {
-        let known: Vec<&str> = site.pools.iter().map(|p| p.name.as_str()).collect();
-        c.err(
-            &r.pool.span(),
-            &item,
-            format!(
-                "unknown pool {:?} (known: {})",
-                r.pool.get_ref(),
-                or_none(&known)
-            ),
-        );
+    let pool = r.pool.as_ref().and_then(|p| {
+        let i = site.pool_index(p.get_ref());
+        if i.is_none() {
+            let known: Vec<&str> = site.pools.iter().map(|p| p.name.as_str()).collect();
+            c.err(
+                &p.span(),
+                &item,
+                format!(
+                    "unknown pool {:?} (known: {})",
+                    p.get_ref(),
+                    or_none(&known)
+                ),
+            );
+        }
+        i
+    });
+    let features = features::build(c, raw, site, &item, pool);
+    if r.pool.is_none() && features.as_ref().is_none_or(|f| f.routes.is_empty()) {
+        c.err(&raw.span(), &item, "a listener needs a pool (or routes)");
     }
+    // With routes and no default pool, `pool` only has to name some valid pool.
+    let pool = pool.or_else(|| features.as_ref().and_then(|f| features::first_pool(f)));
+    let tls = r.tls.as_ref().map(|t| tls::listener_tls(c, file, t, &item));
     let max_header_bytes = int(
         c,
         r.max_header_bytes.as_ref(),
@@ -136,6 +153,8 @@ fn listener(
         header_timeout,
         h2: r.h2.unwrap_or(true),
         max_body_bytes,
+        tls,
+        features,
     })
 }
 

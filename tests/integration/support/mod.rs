@@ -5,7 +5,9 @@
 pub mod backend;
 pub mod dns;
 pub mod health_site;
+pub mod origin;
 pub mod site;
+pub mod tls;
 
 pub use backend::TestBackend;
 pub use site::{TestSite, poll_until, request};

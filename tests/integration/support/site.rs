@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use meridian::config::site::parse_site;
-use meridian::site::{Listeners, Site, SiteError};
+use meridian::site::{CertReloader, Listeners, Site, SiteError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,6 +25,8 @@ pub struct TestSite {
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<Result<(), SiteError>>>,
     pub client: HttpClient,
+    /// Reloads the TLS listeners' certificates, as SIGHUP does.
+    pub certs: CertReloader,
 }
 
 impl TestSite {
@@ -38,7 +40,9 @@ impl TestSite {
             .as_ref()
             .map(|a| a.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(Site::new(cfg).run(listeners, async {
+        let site = Site::new(cfg);
+        let certs = site.cert_reloader();
+        let task = tokio::spawn(site.run(listeners, async {
             let _ = rx.await;
         }));
         TestSite {
@@ -47,6 +51,7 @@ impl TestSite {
             stop: Some(tx),
             task: Some(task),
             client: client(),
+            certs,
         }
     }
 
