@@ -22,6 +22,7 @@ mod breaker;
 mod checker;
 mod headers;
 mod io;
+mod l4;
 mod metrics;
 mod pool;
 mod proxy;
@@ -99,6 +100,7 @@ pub(crate) struct SiteState {
     pub(crate) draining: AtomicBool,
     pub(crate) metrics: SiteMetrics,
     pub(crate) ids: Arc<RequestIds>,
+    pub(crate) l4: l4::L4Metrics,
 }
 
 /// A configured site, ready to run.
@@ -120,6 +122,7 @@ impl Site {
         let state = Arc::new(SiteState {
             pools,
             draining: AtomicBool::new(false),
+            l4: l4::L4Metrics::new(metrics.registry()).expect("L4 metric definitions are valid"),
             metrics,
             ids: Arc::new(RequestIds::new()),
         });

@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 use super::headers::Client;
 use super::io::Counted;
 use super::proxy::Proxy;
-use super::{Listeners, SiteError, SiteState, admin, checker};
-use crate::config::site::{ListenerConfig, SiteConfig};
+use super::{Listeners, SiteError, SiteState, admin, checker, l4};
+use crate::config::site::{ListenerConfig, Protocol, SiteConfig};
 
 /// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
 /// the pools' selectors.
@@ -63,6 +63,15 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accept = JoinSet::new();
     for (l, lc) in listeners.http.into_iter().zip(&cfg.listeners) {
+        if lc.protocol == Protocol::Tcp {
+            let me = Arc::new(l4::L4Listener {
+                cfg: lc.clone(),
+                pool: Arc::clone(&state.pools[lc.pool]),
+                metrics: state.l4.clone(),
+            });
+            accept.spawn(l4::accept_loop(Arc::new(l), me, stop_rx.clone()));
+            continue;
+        }
         let proxy = Arc::new(Proxy {
             pool: Arc::clone(&state.pools[lc.pool]),
             ids: Arc::clone(&state.ids),

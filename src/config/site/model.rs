@@ -53,6 +53,8 @@ pub struct ShutdownConfig {
 pub enum Protocol {
     /// HTTP/1.1 and, when enabled, HTTP/2 with prior knowledge (h2c).
     Http,
+    /// Plain TCP (L4): each connection is relayed to one server.
+    Tcp,
 }
 
 /// A client-facing listener.
@@ -72,6 +74,8 @@ pub struct ListenerConfig {
     pub h2: bool,
     /// Largest request body with a declared length; more gets 413. 0 = no limit.
     pub max_body_bytes: u64,
+    /// Options of `tcp` listeners (defaults for `http` ones).
+    pub l4: super::l4::L4Options,
 }
 
 /// How a pool picks a server.

@@ -42,6 +42,12 @@ pub(crate) struct RawListener {
     pub(crate) header_timeout: Option<Spanned<String>>,
     pub(crate) h2: Option<bool>,
     pub(crate) max_body_bytes: Option<Spanned<i64>>,
+    // `protocol = "tcp"` only (see `l4.rs`).
+    pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) accept_proxy: Option<Spanned<bool>>,
+    pub(crate) send_proxy: Option<Spanned<String>>,
+    pub(crate) splice: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

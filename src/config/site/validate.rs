@@ -84,17 +84,18 @@ fn listener(
     let bind = addr(c, &r.bind, &item);
     let protocol = match r.protocol.as_ref().map(|p| p.get_ref().as_str()) {
         None | Some("http") => Protocol::Http,
+        Some("tcp") => Protocol::Tcp,
         Some(other) => {
             let span = r.protocol.as_ref().map_or(raw.span(), |p| p.span());
-            let msg = if other == "tcp" {
-                "protocol \"tcp\" (L4) is not supported yet; use \"http\"".to_string()
-            } else {
-                format!("unknown protocol {other:?} (known: http)")
-            };
-            c.err(&span, &item, msg);
+            c.err(
+                &span,
+                &item,
+                format!("unknown protocol {other:?} (known: http, tcp)"),
+            );
             Protocol::Http
         }
     };
+    let l4 = super::l4::build(c, r, &item, protocol);
     let pool = site.pool_index(r.pool.get_ref());
     if pool.is_none() {
         let known: Vec<&str> = site.pools.iter().map(|p| p.name.as_str()).collect();
@@ -136,6 +137,7 @@ fn listener(
         header_timeout,
         h2: r.h2.unwrap_or(true),
         max_body_bytes,
+        l4,
     })
 }
 
