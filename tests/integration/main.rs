@@ -15,6 +15,8 @@ mod probe;
 mod probe_detection;
 mod site_balance;
 mod site_health;
+mod site_l4;
+mod site_l4_proxy;
 mod site_lifecycle;
 mod site_proxy;
 mod steering;

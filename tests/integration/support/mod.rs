@@ -6,6 +6,7 @@ pub mod backend;
 pub mod dns;
 pub mod health_site;
 pub mod site;
+pub mod tcp;
 
 pub use backend::TestBackend;
 pub use site::{TestSite, poll_until, request};
