@@ -142,10 +142,10 @@ async fn echo_hashing_keeps_a_client_on_one_server() {
         for i in 0..24 {
             first.push(echo_as(&site, &format!("192.0.2.{i}")).await);
         }
-        for i in 0..24 {
+        for (i, want) in first.iter().enumerate() {
             assert_eq!(
-                echo_as(&site, &format!("192.0.2.{i}")).await,
-                first[i],
+                &echo_as(&site, &format!("192.0.2.{i}")).await,
+                want,
                 "{alg}: client {i} moved"
             );
         }
