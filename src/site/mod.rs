@@ -33,7 +33,9 @@ mod upstream;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
 
 use tokio::net::TcpListener;
 
@@ -96,11 +98,36 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SiteError> {
 /// State shared by every connection of a site.
 #[derive(Debug)]
 pub(crate) struct SiteState {
-    pub(crate) pools: Vec<Arc<Pool>>,
+    /// The pools, swapped whole by a reload.
+    pools: ArcSwap<Vec<Arc<Pool>>>,
+    /// Set by SIGTERM: the site is going away.
     pub(crate) draining: AtomicBool,
+    /// Set by the admin API: the site asks the DNS side to steer clients away, and serves on.
+    pub(crate) admin_draining: AtomicBool,
     pub(crate) metrics: SiteMetrics,
     pub(crate) ids: Arc<RequestIds>,
     pub(crate) l4: l4::L4Metrics,
+}
+
+impl SiteState {
+    /// The pools now.
+    pub(crate) fn pools(&self) -> Arc<Vec<Arc<Pool>>> {
+        self.pools.load_full()
+    }
+
+    /// A pool by name.
+    pub(crate) fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.pools
+            .load()
+            .iter()
+            .find(|p| p.cfg.name == name)
+            .cloned()
+    }
+
+    /// Whether `/health` says `draining` (SIGTERM, or the admin API).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.admin_draining.load(Ordering::Relaxed)
+    }
 }
 
 /// A configured site, ready to run.
@@ -120,8 +147,9 @@ impl Site {
             .map(|p| Arc::new(Pool::new(p.clone(), &metrics)))
             .collect();
         let state = Arc::new(SiteState {
-            pools,
+            pools: ArcSwap::from_pointee(pools),
             draining: AtomicBool::new(false),
+            admin_draining: AtomicBool::new(false),
             l4: l4::L4Metrics::new(metrics.registry()).expect("L4 metric definitions are valid"),
             metrics,
             ids: Arc::new(RequestIds::new()),

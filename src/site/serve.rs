@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::headers::Client;
 use super::io::Counted;
 use super::proxy::Proxy;
-use super::{Listeners, SiteError, SiteState, admin, checker, l4};
+use super::{Listeners, SiteError, SiteState, admin, l4};
 use crate::config::site::{ListenerConfig, Protocol, SiteConfig};
 
 /// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
@@ -42,12 +42,8 @@ pub(crate) async fn run(
         )));
     }
     let mut background = JoinSet::new();
-    for pool in &state.pools {
-        if let Some(check) = &pool.cfg.check {
-            for i in 0..pool.backends.len() {
-                background.spawn(checker::run(Arc::clone(pool), i, check.clone()));
-            }
-        }
+    for pool in state.pools().iter() {
+        pool.start();
         let pool = Arc::clone(pool);
         background.spawn(async move {
             let mut tick = tokio::time::interval(MAINTENANCE_TICK);
@@ -66,14 +62,14 @@ pub(crate) async fn run(
         if lc.protocol == Protocol::Tcp {
             let me = Arc::new(l4::L4Listener {
                 cfg: lc.clone(),
-                pool: Arc::clone(&state.pools[lc.pool]),
+                pool: Arc::clone(&state.pools()[lc.pool]),
                 metrics: state.l4.clone(),
             });
             accept.spawn(l4::accept_loop(Arc::new(l), me, stop_rx.clone()));
             continue;
         }
         let proxy = Arc::new(Proxy {
-            pool: Arc::clone(&state.pools[lc.pool]),
+            pool: Arc::clone(&state.pools()[lc.pool]),
             ids: Arc::clone(&state.ids),
             max_body: lc.max_body_bytes,
         });
@@ -82,7 +78,7 @@ pub(crate) async fn run(
     drop(stop_rx);
     tracing::info!(
         listeners = cfg.listeners.len(),
-        pools = state.pools.len(),
+        pools = state.pools().len(),
         "site serving"
     );
 
@@ -100,6 +96,9 @@ pub(crate) async fn run(
         tracing::warn!(grace = ?cfg.shutdown.grace, "grace time over; closing remaining connections");
     }
     background.abort_all();
+    for pool in state.pools().iter() {
+        pool.stop();
+    }
     tracing::info!("site stopped");
     Ok(())
 }
