@@ -301,3 +301,126 @@ pub(crate) fn update_in_place(b: &Backend, s: &ServerConfig) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::site::parse_site;
+    use crate::site::metrics::SiteMetrics;
+
+    fn pool(extra: &str) -> Arc<Pool> {
+        let text = format!("[pools.p]\nservers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n{extra}\n");
+        let cfg = parse_site(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(Pool::new(cfg.pools[0].clone(), &SiteMetrics::new()))
+    }
+
+    fn server(addr: &str, weight: u32) -> ServerConfig {
+        ServerConfig {
+            address: addr.parse().expect("addr"),
+            id: addr.to_string(),
+            weight,
+            max_connections: 1024,
+            initial_up: None,
+            drain: false,
+        }
+    }
+
+    fn ids(p: &Arc<Pool>, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                p.pick(0, &[])
+                    .map(|l| l.backend().cfg.id.clone())
+                    .unwrap_or_else(|_| "-".into())
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removed_server_drains_then_leaves() {
+        let p = pool("");
+        let lease = p.pick(0, &[]).expect("pick");
+        let busy = lease.backend().cfg.id.clone();
+        p.remove(&busy).expect("remove");
+        let m = p.members();
+        assert!(m.by_id(&busy).is_none(), "not addressable any more");
+        assert_eq!(m.backends.len(), 2, "still listed while its lease lives");
+        for _ in 0..4 {
+            let l = p.pick(0, &[]).expect("pick");
+            assert_ne!(l.backend().cfg.id, busy, "takes nothing new");
+        }
+        drop(lease);
+        p.refresh();
+        assert_eq!(
+            p.members().backends.len(),
+            1,
+            "dropped after its last lease"
+        );
+        let last = p.members().backends[0].cfg.id.clone();
+        assert!(matches!(
+            p.remove(&last),
+            Err(MemberError::LastServer { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_added_server_ramps_up_with_slow_start() {
+        let p = pool("algorithm = \"weighted-round-robin\"\nslow_start = \"10s\"");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        p.refresh();
+        p.add(server("127.0.0.1:3", 1), Origin::Api).expect("add");
+        assert_eq!(p.members().weights, [16, 16, 2], "10 % at first");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        p.refresh();
+        assert_eq!(p.members().weights, [16, 16, 16]);
+        assert!(matches!(
+            p.add(server("127.0.0.1:3", 1), Origin::Api),
+            Err(MemberError::Exists { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sync_touches_only_its_own_origin() {
+        let p = pool("");
+        let want = [server("127.0.0.1:7", 1), server("127.0.0.1:8", 2)];
+        let r = p.sync(Origin::Discovery, &want);
+        assert_eq!(r.added, ["127.0.0.1:7", "127.0.0.1:8"]);
+        let r = p.sync(Origin::Discovery, &[server("127.0.0.1:8", 3)]);
+        assert_eq!(r.removed, ["127.0.0.1:7"]);
+        assert_eq!(r.updated, ["127.0.0.1:8"]);
+        let m = p.members();
+        let live: Vec<&str> = m
+            .backends
+            .iter()
+            .filter(|b| !b.is_removed())
+            .map(|b| b.cfg.id.as_str())
+            .collect();
+        assert_eq!(live, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:8"]);
+        assert_eq!(m.by_id("127.0.0.1:8").map(|b| b.weight()), Some(3));
+        assert!(
+            p.sync(Origin::Discovery, &[server("127.0.0.1:8", 3)])
+                .is_empty()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn weight_and_state_take_effect_for_the_next_pick() {
+        let p = pool("algorithm = \"weighted-round-robin\"");
+        p.set_weight("127.0.0.1:1", 3).expect("weight");
+        let got = ids(&p, 8);
+        assert_eq!(
+            got.iter().filter(|i| *i == "127.0.0.1:1").count(),
+            6,
+            "{got:?}"
+        );
+        p.set_state("127.0.0.1:1", ServerState::Maintenance)
+            .expect("state");
+        assert!(ids(&p, 4).iter().all(|i| i == "127.0.0.1:2"));
+        p.set_state("127.0.0.1:1", ServerState::Ready)
+            .expect("state");
+        assert!(ids(&p, 4).iter().any(|i| i == "127.0.0.1:1"));
+        assert!(p.set_weight("nope", 1).is_err());
+    }
+}
