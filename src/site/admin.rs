@@ -1,6 +1,6 @@
 //! The admin listener: `GET /health` (the report the DNS side's prober reads), `GET /metrics`
-//! (Prometheus), `GET /status` (JSON of pools and servers), and `POST /drain` / `POST /undrain`
-//! (`?pool=NAME&server=ID`) to take a server out of rotation and back.
+//! (Prometheus), `GET /status` (JSON of pools and servers). Calls that change things are in
+//! `api.rs` (token-authenticated).
 
 use std::sync::atomic::Ordering;
 
@@ -10,7 +10,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
 use super::SiteState;
-use super::backend::ServerState;
 use super::body::RespBody;
 
 /// The `/health` report. Its shape is a contract with the prober (`docs/site-file.md`).
@@ -187,49 +186,11 @@ pub(crate) fn handle<B>(site: &SiteState, req: &Request<B>) -> Response<RespBody
             );
             r
         }
-        (&Method::POST, "/drain") => drain(site, req.uri().query(), true),
-        (&Method::POST, "/undrain") => drain(site, req.uri().query(), false),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /health, /metrics, /status\n",
         ),
     }
-}
-
-fn drain(site: &SiteState, query: Option<&str>, on: bool) -> Response<RespBody> {
-    let mut pool = None;
-    let mut server = None;
-    for kv in query.unwrap_or("").split('&') {
-        match kv.split_once('=') {
-            Some(("pool", v)) => pool = Some(v),
-            Some(("server", v)) => server = Some(v),
-            _ => {}
-        }
-    }
-    let (Some(pool), Some(server)) = (pool, server) else {
-        return text(StatusCode::BAD_REQUEST, "expected ?pool=NAME&server=ID\n");
-    };
-    let Some(p) = site.pools().iter().find(|p| p.cfg.name == pool).cloned() else {
-        return text(StatusCode::NOT_FOUND, "no such pool\n");
-    };
-    let state = if on {
-        ServerState::Drain
-    } else {
-        ServerState::Ready
-    };
-    if p.set_state(server, state).is_err() {
-        return text(StatusCode::NOT_FOUND, "no such server\n");
-    }
-    tracing::info!(
-        pool,
-        server,
-        draining = on,
-        "server drain changed by the admin API"
-    );
-    text(
-        StatusCode::OK,
-        if on { "draining\n" } else { "undrained\n" },
-    )
 }
 
 fn json<T: Serialize>(code: StatusCode, v: &T) -> Response<RespBody> {

@@ -165,6 +165,12 @@ impl Backend {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A new breaker with new settings, closed.
+    pub(crate) fn reset_breaker(&self, cfg: BreakerConfig) {
+        *self.breaker() = Breaker::new(cfg);
+        self.breaker_closed.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn breaker_state(&self, now: Duration) -> BreakerState {
         if self.breaker_closed.load(Ordering::Relaxed) {
             BreakerState::Closed

@@ -16,16 +16,19 @@
 //! tests bind `127.0.0.1:0` and end a site without signals.
 
 mod admin;
+mod api;
 mod backend;
 mod body;
 mod breaker;
 mod checker;
+mod front;
 mod headers;
 mod io;
 mod l4;
 mod metrics;
 mod pool;
 mod proxy;
+mod reload;
 mod risefall;
 mod serve;
 mod upstream;
@@ -40,13 +43,15 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 pub use admin::HealthReport;
+pub use backend::{Origin, ServerState};
 pub use breaker::{Breaker, BreakerState};
 pub use headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 pub use metrics::SiteMetrics;
+pub use reload::{ReloadError, ReloadHandle, reload_on_sighup};
 pub use risefall::RiseFall;
 pub use serve::shutdown_signal;
 
-use crate::config::site::SiteConfig;
+use crate::config::site::{ApiConfig, SiteConfig};
 use pool::Pool;
 
 /// Errors that stop a site.
@@ -107,6 +112,10 @@ pub(crate) struct SiteState {
     pub(crate) metrics: SiteMetrics,
     pub(crate) ids: Arc<RequestIds>,
     pub(crate) l4: l4::L4Metrics,
+    /// Who may call the admin API (swapped by a reload).
+    pub(crate) api: ArcSwap<ApiConfig>,
+    pub(crate) reload: ReloadHandle,
+    pub(crate) reloads: prometheus::IntCounterVec,
 }
 
 impl SiteState {
@@ -135,12 +144,14 @@ impl SiteState {
 pub struct Site {
     cfg: SiteConfig,
     state: Arc<SiteState>,
+    reloads: reload::ReloadRequests,
 }
 
 impl Site {
     /// Builds pools and servers (no I/O yet).
     pub fn new(cfg: SiteConfig) -> Self {
         let metrics = SiteMetrics::new();
+        let (reload, reloads) = reload::channel();
         let pools = cfg
             .pools
             .iter()
@@ -151,10 +162,22 @@ impl Site {
             draining: AtomicBool::new(false),
             admin_draining: AtomicBool::new(false),
             l4: l4::L4Metrics::new(metrics.registry()).expect("L4 metric definitions are valid"),
+            api: ArcSwap::from_pointee(api::resolve(cfg.admin.as_ref().map(|a| a.api.clone()))),
+            reload,
+            reloads: reload_counter(metrics.registry()),
             metrics,
             ids: Arc::new(RequestIds::new()),
         });
-        Site { cfg, state }
+        Site {
+            cfg,
+            state,
+            reloads,
+        }
+    }
+
+    /// A handle that makes the running site re-read its file.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.state.reload.clone()
     }
 
     /// The `/health` report now.
@@ -169,14 +192,31 @@ impl Site {
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SiteError> {
-        serve::run(self.cfg, self.state, listeners, shutdown).await
+        serve::run(self.cfg, self.state, listeners, shutdown, self.reloads).await
     }
 }
 
 /// Binds the configured addresses and runs the site until `shutdown` completes.
 pub async fn run(cfg: SiteConfig, shutdown: impl Future<Output = ()>) -> Result<(), SiteError> {
     let listeners = Listeners::bind(&cfg).await?;
-    Site::new(cfg).run(listeners, shutdown).await
+    let site = Site::new(cfg);
+    let sighup = tokio::spawn(reload_on_sighup(site.reload_handle()));
+    let r = site.run(listeners, shutdown).await;
+    sighup.abort();
+    r
+}
+
+fn reload_counter(r: &prometheus::Registry) -> prometheus::IntCounterVec {
+    let c = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "meridian_site_reloads_total",
+            "Configuration reloads, by result (ok, error)",
+        ),
+        &["result"],
+    )
+    .expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("unique metric name");
+    c
 }
 
 /// A Tokio runtime for a site: `threads` workers (else `TOKIO_WORKER_THREADS`, else one per

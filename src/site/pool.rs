@@ -26,7 +26,7 @@ use super::backend::{Backend, Origin};
 use super::breaker::BreakerState;
 use super::metrics::{PoolMetrics, SiteMetrics};
 
-pub(crate) use members::{MemberError, SyncReport, update_in_place};
+pub(crate) use members::{MemberError, SyncReport};
 
 /// Weight units per configured unit, so slow start can ramp a weight-1 server in steps.
 const WEIGHT_SCALE: u32 = 16;

@@ -18,11 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::front::Front;
 use super::headers::Client;
 use super::io::Counted;
 use super::proxy::Proxy;
-use super::{Listeners, SiteError, SiteState, admin, l4};
-use crate::config::site::{ListenerConfig, Protocol, SiteConfig};
+use super::reload::{ReloadRequests, Reloader};
+use super::{Listeners, SiteError, SiteState, admin, api};
+use crate::config::site::{ListenerConfig, SiteConfig};
 
 /// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
 /// the pools' selectors.
@@ -33,6 +35,7 @@ pub(crate) async fn run(
     state: Arc<SiteState>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
+    reloads: ReloadRequests,
 ) -> Result<(), SiteError> {
     if listeners.http.len() != cfg.listeners.len() {
         return Err(SiteError::Listeners(format!(
@@ -44,51 +47,42 @@ pub(crate) async fn run(
     let mut background = JoinSet::new();
     for pool in state.pools().iter() {
         pool.start();
-        let pool = Arc::clone(pool);
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
-            loop {
-                tick.tick().await;
+    }
+    // One tick for every pool there is (a reload swaps the list).
+    let ticked = Arc::clone(&state);
+    background.spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        loop {
+            tick.tick().await;
+            for pool in ticked.pools().iter() {
                 pool.refresh();
             }
-        });
-    }
+        }
+    });
     if let Some(admin) = listeners.admin {
         background.spawn(admin_loop(admin, Arc::clone(&state)));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut accept = JoinSet::new();
+    let mut front = Front::new(Arc::clone(&state), stop_rx);
     for (l, lc) in listeners.http.into_iter().zip(&cfg.listeners) {
-        if lc.protocol == Protocol::Tcp {
-            let me = Arc::new(l4::L4Listener {
-                cfg: lc.clone(),
-                pool: Arc::clone(&state.pools()[lc.pool]),
-                metrics: state.l4.clone(),
-            });
-            accept.spawn(l4::accept_loop(Arc::new(l), me, stop_rx.clone()));
-            continue;
-        }
-        let proxy = Arc::new(Proxy {
-            pool: Arc::clone(&state.pools()[lc.pool]),
-            ids: Arc::clone(&state.ids),
-            max_body: lc.max_body_bytes,
-        });
-        accept.spawn(accept_loop(l, lc.clone(), proxy, stop_rx.clone()));
+        let pool = Arc::clone(&state.pools()[lc.pool]);
+        front.start(lc.clone(), Arc::new(l), pool);
     }
-    drop(stop_rx);
     tracing::info!(
         listeners = cfg.listeners.len(),
         pools = state.pools().len(),
         "site serving"
     );
 
-    shutdown.await;
+    // Serves, applying reloads, until the shutdown future completes.
+    let mut reloader = Reloader::new(cfg, front, reloads);
+    let cfg = reloader.serve(&state, shutdown).await;
     state.draining.store(true, Ordering::Relaxed);
     tracing::info!(delay = ?cfg.shutdown.delay, grace = ?cfg.shutdown.grace, "draining");
     tokio::time::sleep(cfg.shutdown.delay).await;
     let _ = stop_tx.send(true);
     // Accept loops return at once; connection tasks finish their requests.
-    while accept.join_next().await.is_some() {}
+    reloader.front.join().await;
     if tokio::time::timeout(cfg.shutdown.grace, stop_tx.closed())
         .await
         .is_err()
@@ -103,8 +97,8 @@ pub(crate) async fn run(
     Ok(())
 }
 
-async fn accept_loop(
-    l: TcpListener,
+pub(crate) async fn accept_loop(
+    l: Arc<TcpListener>,
     lc: ListenerConfig,
     proxy: Arc<Proxy>,
     mut stop: watch::Receiver<bool>,
@@ -259,9 +253,15 @@ async fn admin_loop(l: TcpListener, state: Arc<SiteState>) {
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(admin::handle(&state, &req)) }
+                async move {
+                    Ok::<_, Infallible>(if api::is_api(req.uri().path()) {
+                        api::handle(&state, peer, req).await
+                    } else {
+                        admin::handle(&state, &req)
+                    })
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);

@@ -2,6 +2,7 @@
 //! breakers, retries, the admin listener). Same two stages as zone files: raw serde structs with
 //! spans, then a validated [`SiteConfig`]. The reference is `docs/site-file.md`.
 
+mod api;
 mod l4;
 pub mod model;
 mod pool;
@@ -10,6 +11,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use api::ApiConfig;
 pub use l4::{L4Options, ProxyVersion};
 pub use model::*;
 pub use validate::parse_site;

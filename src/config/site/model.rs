@@ -36,6 +36,8 @@ impl SiteConfig {
 pub struct AdminConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// Who may call the runtime API.
+    pub api: super::api::ApiConfig,
 }
 
 /// Graceful shutdown.
@@ -58,7 +60,7 @@ pub enum Protocol {
 }
 
 /// A client-facing listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
@@ -135,7 +137,7 @@ pub enum HashKey {
 }
 
 /// A backend pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Name, from `[pools.NAME]`.
     pub name: String,

@@ -23,6 +23,10 @@ pub(crate) struct RawSite {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) bind: Spanned<String>,
+    // The runtime API (see `api.rs`).
+    pub(crate) token: Option<Spanned<String>>,
+    pub(crate) token_file: Option<Spanned<String>>,
+    pub(crate) api_allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,10 +27,10 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
         .threads
         .as_ref()
         .map(|t| int(c, Some(t), "threads", 1..=1024, 1) as usize);
-    let admin = raw
-        .admin
-        .as_ref()
-        .and_then(|a| addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind }));
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let api = super::api::build(c, file, a.get_ref());
+        addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind, api })
+    });
     let shutdown = match &raw.shutdown {
         None => ShutdownConfig {
             delay: Duration::ZERO,

@@ -234,6 +234,77 @@ impl Pool {
         report
     }
 
+    /// Applies a server's new settings (same address) in place.
+    pub(crate) fn update(&self, s: &ServerConfig) -> Result<bool, MemberError> {
+        let _edit = self.lock();
+        let old = self.members.load();
+        let b = old.by_id(&s.id).ok_or_else(|| self.no_such(&s.id))?;
+        let changed = update_in_place(b, s);
+        if changed {
+            self.publish(old.backends.clone(), None);
+            tracing::info!(pool = %self.cfg.name, server = %s.id, weight = s.weight, max_connections = s.max_connections, drain = s.drain, "server settings changed");
+        }
+        Ok(changed)
+    }
+
+    /// Replaces the server with `s.id` by a new one at `s.address` (the old one drains).
+    pub(crate) fn replace(self: &Arc<Self>, s: ServerConfig, origin: Origin) {
+        let fresh = {
+            let _edit = self.lock();
+            let old = self.members.load();
+            if let Some(b) = old.by_id(&s.id) {
+                self.retire(b);
+            }
+            let b = self.make_backend(s, origin);
+            let mut backends = self.reap(&old.backends);
+            backends.push(Arc::clone(&b));
+            self.publish(backends, None);
+            b
+        };
+        self.start_checker(&fresh);
+    }
+
+    /// Hands the servers over to a pool with new settings `cfg` that replaces this one: every
+    /// running server except `removed` and `moved` ones (which drain here), with `changed`
+    /// settings applied. A changed breaker configuration restarts their breakers closed.
+    pub(crate) fn hand_over(
+        &self,
+        removed: &[String],
+        moved: &[ServerConfig],
+        changed: &[ServerConfig],
+        cfg: &crate::config::site::PoolConfig,
+    ) -> Vec<Arc<Backend>> {
+        let _edit = self.lock();
+        let old = self.members.load();
+        let mut carried = Vec::new();
+        for b in old.backends.iter().filter(|b| !b.is_removed()) {
+            let leaves = b.origin == Origin::Config
+                && (removed.contains(&b.cfg.id) || moved.iter().any(|s| s.id == b.cfg.id));
+            if leaves {
+                self.retire(b);
+                continue;
+            }
+            if let Some(s) = changed.iter().find(|s| s.id == b.cfg.id) {
+                update_in_place(b, s);
+            }
+            if cfg.breaker != self.cfg.breaker {
+                b.reset_breaker(cfg.breaker);
+            }
+            carried.push(Arc::clone(b));
+        }
+        carried
+    }
+
+    /// Removes every server (the pool left the configuration); they drain.
+    pub(crate) fn retire_all(&self) {
+        let _edit = self.lock();
+        for b in self.members.load().backends.iter() {
+            if !b.is_removed() {
+                self.retire(b);
+            }
+        }
+    }
+
     /// Starts the active checks of every member (once the site runs).
     pub(crate) fn start(self: &Arc<Self>) {
         self.running.store(true, Ordering::Relaxed);
