@@ -21,6 +21,7 @@ mod backend;
 mod body;
 mod breaker;
 mod checker;
+mod discovery;
 mod front;
 mod headers;
 mod io;
@@ -116,6 +117,7 @@ pub(crate) struct SiteState {
     pub(crate) api: ArcSwap<ApiConfig>,
     pub(crate) reload: ReloadHandle,
     pub(crate) reloads: prometheus::IntCounterVec,
+    pub(crate) discovery: discovery::DiscoveryMetrics,
 }
 
 impl SiteState {
@@ -131,6 +133,12 @@ impl SiteState {
             .iter()
             .find(|p| p.cfg.name == name)
             .cloned()
+    }
+
+    /// Starts a pool's tasks: active checks of its servers, and its discovery.
+    pub(crate) fn start_pool(&self, p: &Arc<Pool>) {
+        p.start();
+        discovery::start(p, &self.discovery);
     }
 
     /// Whether `/health` says `draining` (SIGTERM, or the admin API).
@@ -165,6 +173,8 @@ impl Site {
             api: ArcSwap::from_pointee(api::resolve(cfg.admin.as_ref().map(|a| a.api.clone()))),
             reload,
             reloads: reload_counter(metrics.registry()),
+            discovery: discovery::DiscoveryMetrics::new(metrics.registry())
+                .expect("discovery metric definitions are valid"),
             metrics,
             ids: Arc::new(RequestIds::new()),
         });

@@ -26,7 +26,7 @@ use super::backend::{Backend, Origin};
 use super::breaker::BreakerState;
 use super::metrics::{PoolMetrics, SiteMetrics};
 
-pub(crate) use members::{MemberError, SyncReport};
+pub(crate) use members::MemberError;
 
 /// Weight units per configured unit, so slow start can ramp a weight-1 server in steps.
 const WEIGHT_SCALE: u32 = 16;

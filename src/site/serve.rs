@@ -46,7 +46,7 @@ pub(crate) async fn run(
     }
     let mut background = JoinSet::new();
     for pool in state.pools().iter() {
-        pool.start();
+        state.start_pool(pool);
     }
     // One tick for every pool there is (a reload swaps the list).
     let ticked = Arc::clone(&state);

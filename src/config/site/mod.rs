@@ -3,6 +3,7 @@
 //! spans, then a validated [`SiteConfig`]. The reference is `docs/site-file.md`.
 
 mod api;
+mod discovery;
 mod l4;
 pub mod model;
 mod pool;
@@ -12,6 +13,7 @@ mod validate;
 use std::path::Path;
 
 pub use api::ApiConfig;
+pub use discovery::{DiscoveryConfig, DiscoverySource, RecordKind, parse_server_list};
 pub use l4::{L4Options, ProxyVersion};
 pub use model::*;
 pub use validate::parse_site;

@@ -171,6 +171,8 @@ pub struct PoolConfig {
     pub breaker: BreakerConfig,
     /// Retries.
     pub retry: RetryConfig,
+    /// Where servers are found at run time (beside `servers`), if anywhere.
+    pub discovery: Option<super::discovery::DiscoveryConfig>,
 }
 
 /// One backend server.

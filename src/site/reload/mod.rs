@@ -159,12 +159,12 @@ impl Reloader {
                     let carried = old.hand_over(&diff.removed, &diff.moved, &diff.changed, pc);
                     old.stop();
                     let p = Arc::new(Pool::with_backends(pc.clone(), &state.metrics, carried));
-                    p.start();
+                    state.start_pool(&p);
                     p
                 }
                 _ => {
                     let p = Arc::new(Pool::new(pc.clone(), &state.metrics));
-                    p.start();
+                    state.start_pool(&p);
                     p
                 }
             };
