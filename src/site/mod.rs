@@ -21,6 +21,7 @@ mod backend;
 mod body;
 mod breaker;
 mod checker;
+pub mod ctl;
 mod discovery;
 mod front;
 mod headers;

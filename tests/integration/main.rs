@@ -13,6 +13,7 @@ mod geo_build;
 mod geo_props;
 mod probe;
 mod probe_detection;
+mod site_api;
 mod site_balance;
 mod site_health;
 mod site_l4;
