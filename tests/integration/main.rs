@@ -15,6 +15,7 @@ mod probe;
 mod probe_detection;
 mod site_api;
 mod site_balance;
+mod site_discovery;
 mod site_health;
 mod site_l4;
 mod site_l4_proxy;

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod dns;
+pub mod dns_server;
 pub mod health_site;
 pub mod site;
 pub mod tcp;

@@ -31,6 +31,11 @@ pub struct TcpBackend {
 impl TcpBackend {
     pub async fn start(name: &str) -> TcpBackend {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(l, name)
+    }
+
+    /// Serves on a listener the test bound itself (another loopback address, a given port).
+    pub fn serve(l: TcpListener, name: &str) -> TcpBackend {
         let addr = l.local_addr().expect("addr");
         let state = Arc::new(TcpState::default());
         let (stop, rx) = watch::channel(false);
