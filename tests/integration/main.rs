@@ -21,5 +21,6 @@ mod site_l4;
 mod site_l4_proxy;
 mod site_lifecycle;
 mod site_proxy;
+mod site_reload;
 mod steering;
 mod steering_props;

@@ -11,8 +11,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use meridian::config::site::parse_site;
-use meridian::site::{Listeners, Site, SiteError};
+use meridian::config::site::{load_site_file, parse_site};
+use meridian::site::{Listeners, ReloadHandle, Site, SiteError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,12 +25,23 @@ pub struct TestSite {
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<Result<(), SiteError>>>,
     pub client: HttpClient,
+    pub reload: ReloadHandle,
 }
 
 impl TestSite {
     /// Starts a site from TOML; every `bind` should be `127.0.0.1:0`.
     pub async fn start(toml: &str) -> TestSite {
         let cfg = parse_site(Path::new("test-site.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_cfg(cfg).await
+    }
+
+    /// Starts a site from a file (which reloads re-read).
+    pub async fn start_file(path: &Path) -> TestSite {
+        let cfg = load_site_file(path).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_cfg(cfg).await
+    }
+
+    async fn start_cfg(cfg: meridian::config::site::SiteConfig) -> TestSite {
         let listeners = Listeners::bind(&cfg).await.expect("bind");
         let addr = listeners.http[0].local_addr().expect("addr");
         let admin = listeners
@@ -38,7 +49,9 @@ impl TestSite {
             .as_ref()
             .map(|a| a.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(Site::new(cfg).run(listeners, async {
+        let site = Site::new(cfg);
+        let reload = site.reload_handle();
+        let task = tokio::spawn(site.run(listeners, async {
             let _ = rx.await;
         }));
         TestSite {
@@ -47,6 +60,7 @@ impl TestSite {
             stop: Some(tx),
             task: Some(task),
             client: client(),
+            reload,
         }
     }
 
