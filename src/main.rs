@@ -22,6 +22,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole system on loopback: DNS, three site balancers, their backends, and a
+    /// printed guide of dig and curl lines. Ctrl-C stops everything.
+    Demo {
+        /// Where the DNS server listens.
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        dns: SocketAddr,
+        /// Where the DNS status page, metrics and admin API listen.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        admin: SocketAddr,
+        /// Zone directory.
+        #[arg(long, default_value = "zones")]
+        zones: PathBuf,
+        /// Directory of the demo's site files.
+        #[arg(long, default_value = "examples/demo")]
+        sites: PathBuf,
+    },
     /// Serve zones as an authoritative geo-DNS server (UDP and TCP on each address).
     Dns {
         /// Directory of zone files (or one zone file).
@@ -113,6 +129,20 @@ enum GeoipCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo {
+            dns,
+            admin,
+            zones,
+            sites,
+        } => {
+            meridian::telemetry::init_logging(LogFormat::Text);
+            run_async(meridian::app::demo::run(meridian::app::demo::DemoArgs {
+                zones,
+                sites,
+                dns,
+                admin,
+            }))
+        }
         Command::Check { paths } => check(&paths),
         Command::Explain {
             zones,

@@ -2,12 +2,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::app::dns_admin::OpsMetrics;
+use crate::app::status::AnswerShares;
+use crate::config::Diagnostic;
 use crate::dns::{DnsMetrics, DnsOptions, DnsServer, Zones};
 use crate::probe::HealthBoard;
+
+/// The status page's answer shares cover this much time...
+const SHARE_WINDOW: Duration = Duration::from_secs(60);
+/// ...sampled this often.
+const SHARE_PERIOD: Duration = Duration::from_secs(5);
 
 /// Settings of `meridian dns`.
 #[derive(Debug, Clone)]
@@ -41,12 +51,22 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let registry = Registry::new();
     let metrics = DnsMetrics::new(&registry)?;
+    let ops = OpsMetrics::new(&registry)?;
+    for result in ["ok", "error"] {
+        // Both series exist from the start, so `increase(...{result="error"}[5m])` alerts work.
+        metrics.reloads.with_label_values(&[result]);
+    }
     let board = HealthBoard::new(&registry)?;
     let gslb_metrics = crate::gslb::GslbMetrics::new(&registry)?;
-    let steering = crate::gslb::steering_factory_with(board.clone(), Some(gslb_metrics));
+    let geo = Arc::new(std::sync::Mutex::new(crate::geo::DatabaseCache::default()));
+    let steering = crate::gslb::steering_factory_cached(
+        board.clone(),
+        Some(gslb_metrics.clone()),
+        geo.clone(),
+    );
     let zones = Zones::load(&args.zones, steering, metrics.clone()).map_err(|e| {
         for d in &e.diagnostics {
-            tracing::error!("{d}");
+            log_diagnostic(d, "zone file rejected");
         }
         anyhow::anyhow!(
             "{} error(s) in {}",
@@ -54,6 +74,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
             args.zones.display()
         )
     })?;
+    let zones = Arc::new(zones);
     // Never answer blind: the first round of checks runs before the listeners open.
     board.first_round().await;
     let options = DnsOptions {
@@ -63,8 +84,9 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     };
     let server = DnsServer::start(&zones, &options).await?;
     let set = zones.current();
+    ops.loaded(&set);
     for z in set.zones() {
-        tracing::info!(zone = %z.origin, file = %z.file.display(), "serving zone");
+        tracing::info!(zone = %z.origin, serial = z.soa.serial, file = %z.file.display(), "serving zone");
     }
     for a in &server.local_addrs {
         tracing::info!(addr = %a, workers = options.udp_workers, "listening on UDP and TCP");
@@ -72,11 +94,16 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
     if let Some(addr) = args.admin {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(addr = %listener.local_addr()?, "admin listening (/metrics, /status.json, /api)");
+        tracing::info!(addr = %listener.local_addr()?, "admin listening (/status, /metrics, /status.json, /api)");
+        let shares = Arc::new(AnswerShares::new(gslb_metrics.clone(), SHARE_WINDOW));
+        tokio::spawn(shares.clone().run(SHARE_PERIOD, admin_stopped.clone()));
         let handler = crate::app::dns_admin::DnsAdmin {
             registry: registry.clone(),
             board: board.clone(),
             token: args.admin_token.clone(),
+            zones: zones.clone(),
+            geo,
+            shares,
         }
         .handler();
         tokio::spawn(crate::telemetry::http::serve(
@@ -90,12 +117,18 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
             _ = hup.recv() => match reload(&zones, &board).await {
                 Ok(set) => {
                     metrics.reloads.with_label_values(&["ok"]).inc();
+                    ops.loaded(&set);
                     tracing::info!(zones = set.zones().len(), "zones reloaded");
+                    for z in set.zones() {
+                        tracing::info!(zone = %z.origin, serial = z.soa.serial,
+                            file = %z.file.display(), "serving zone");
+                    }
                 }
                 Err(e) => {
                     metrics.reloads.with_label_values(&["error"]).inc();
+                    ops.rejected();
                     for d in &e.diagnostics {
-                        tracing::error!("reload rejected, old zones keep serving: {d}");
+                        log_diagnostic(d, "reload rejected; the old zones keep serving");
                     }
                 }
             },
@@ -117,4 +150,17 @@ async fn reload(
     let loaded = zones.prepare()?;
     board.first_round().await;
     Ok(zones.publish(loaded))
+}
+
+/// Logs a zone-file problem with its position as fields (for JSON logs) and as text.
+fn log_diagnostic(d: &Diagnostic, what: &str) {
+    tracing::error!(
+        file = %d.file.display(),
+        line = d.line,
+        col = d.col,
+        item = %d.item,
+        value = %d.value,
+        error = %d.message,
+        "{what}: {d}"
+    );
 }

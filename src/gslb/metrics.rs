@@ -2,8 +2,10 @@
 //! every candidate was down; and a sampled histogram of decision time.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::config::zone::Zone;
@@ -34,7 +36,8 @@ impl GslbMetrics {
             Opts::new(
                 "meridian_dns_all_down_answers_total",
                 "Service answers given while every candidate datacenter was down, by action \
-                 (fail_open or nodata)",
+                 (fail_open, nodata; fence_fail_open: every datacenter of the client's \
+                 sovereignty fence was down)",
             ),
             &["zone", "service", "action"],
         )?;
@@ -73,7 +76,40 @@ impl GslbMetrics {
                         .all_down
                         .with_label_values(&[origin, name, "fail_open"]),
                     nodata: self.all_down.with_label_values(&[origin, name, "nodata"]),
+                    fence: self
+                        .all_down
+                        .with_label_values(&[origin, name, "fence_fail_open"]),
                 }
+            })
+            .collect()
+    }
+
+    /// Answers so far by zone and first datacenter (summed over services): what the status
+    /// page samples to show each datacenter's share of recent answers. Reads the counters
+    /// without touching the query path (which holds its own handles).
+    pub fn answer_counts(&self) -> Vec<AnswerCount> {
+        let mut sums: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for fam in self.answers.collect() {
+            for m in fam.get_metric() {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                // Counter values are integers held in an f64; the cast is exact below 2^53.
+                let n = m.get_counter().value() as u64;
+                *sums
+                    .entry((label("zone"), label("datacenter")))
+                    .or_default() += n;
+            }
+        }
+        sums.into_iter()
+            .map(|((zone, datacenter), answers)| AnswerCount {
+                zone,
+                datacenter,
+                answers,
             })
             .collect()
     }
@@ -83,12 +119,24 @@ impl GslbMetrics {
     }
 }
 
+/// Answers counted for one datacenter of one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerCount {
+    /// The zone's origin (`example.com.`).
+    pub zone: String,
+    /// The datacenter answered first.
+    pub datacenter: String,
+    /// Answers since the process started.
+    pub answers: u64,
+}
+
 /// Pre-resolved counters of one service.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceCounters {
     by_dc: Vec<IntCounter>,
     fail_open: IntCounter,
     nodata: IntCounter,
+    fence: IntCounter,
 }
 
 impl ServiceCounters {
@@ -104,6 +152,8 @@ impl ServiceCounters {
             } else {
                 self.fail_open.inc();
             }
+        } else if d.fence_fail_open {
+            self.fence.inc();
         }
     }
 }

@@ -20,9 +20,12 @@ use crate::geo::{DatabaseCache, Locator};
 use crate::policy::{ClientView, Decision, OrderTable, ZonePlan, select, select_precomputed};
 use crate::probe::{HealthBoard, ZoneHealth};
 
-pub use explain::{ExplainRequest, explain};
-pub use metrics::GslbMetrics;
+pub use explain::{
+    ExplainError, ExplainRequest, Explained, ExplainedAnswer, ExplainedStep, explain, explain_in,
+    find_service, parse_client,
+};
 use metrics::ServiceCounters;
+pub use metrics::{AnswerCount, GslbMetrics};
 
 /// Steering of one zone's services from live health and client location.
 #[derive(Debug)]
@@ -129,10 +132,16 @@ impl GeoSteering {
         };
         if flag.load(Ordering::Relaxed) != now && flag.swap(now, Ordering::Relaxed) != now {
             let svc = &self.plan.zone.services[service];
+            let action = match svc.on_all_down {
+                crate::config::zone::AllDown::FailOpen => "fail-open",
+                crate::config::zone::AllDown::NoData => "nodata",
+            };
             if now {
-                tracing::warn!(service = %svc.name, on_all_down = ?svc.on_all_down, "every datacenter of the service is down");
+                tracing::warn!(zone = %self.plan.zone.origin, service = %svc.name,
+                    on_all_down = action, "every datacenter of the service is down");
             } else {
-                tracing::info!(service = %svc.name, "the service has a healthy datacenter again");
+                tracing::info!(zone = %self.plan.zone.origin, service = %svc.name,
+                    "the service has a healthy datacenter again");
             }
         }
     }
@@ -210,7 +219,16 @@ pub fn steering_factory(board: HealthBoard) -> SteeringFactory {
 
 /// [`steering_factory`] counting answers on `metrics`.
 pub fn steering_factory_with(board: HealthBoard, metrics: Option<GslbMetrics>) -> SteeringFactory {
-    let cache = Arc::new(std::sync::Mutex::new(DatabaseCache::default()));
+    steering_factory_cached(board, metrics, Arc::default())
+}
+
+/// [`steering_factory_with`] loading databases through `cache`, which the caller may share
+/// (the status page's live `explain` locates clients with the same compiled databases).
+pub fn steering_factory_cached(
+    board: HealthBoard,
+    metrics: Option<GslbMetrics>,
+    cache: Arc<std::sync::Mutex<DatabaseCache>>,
+) -> SteeringFactory {
     Arc::new(move |set: &ZoneSet| {
         let mut cache = cache
             .lock()

@@ -115,6 +115,8 @@ pub struct Decision {
     pub nodata: bool,
     /// Every candidate was down (fail open or NODATA applied).
     pub all_down: bool,
+    /// Every datacenter of the client's sovereignty fence was down: answered from them anyway.
+    pub fence_fail_open: bool,
     /// A sovereignty fence applied.
     pub fenced: bool,
 }
@@ -197,6 +199,7 @@ fn pipeline<T: Trace>(
     };
     let mut allowed = healthy;
     let mut all_down = false;
+    let mut fence_open = false;
     match fence {
         Some(f) => {
             allowed.retain(|d| f.datacenters.contains(&d));
@@ -204,11 +207,11 @@ fn pipeline<T: Trace>(
                 // Fail open inside the fence, never outside it.
                 allowed = candidates;
                 allowed.retain(|d| f.datacenters.contains(&d));
-                all_down = true;
+                fence_open = true;
             }
             t.step("sovereignty", &allowed.as_slice(), || {
                 let mut s = format!("client falls under a rule: only {}", names(plan, &f.datacenters));
-                if all_down {
+                if fence_open {
                     s.push_str("; all of them are down, answering from them anyway (fail open inside the fence)");
                 }
                 s
@@ -239,6 +242,7 @@ fn pipeline<T: Trace>(
                             ttl: svc.failover_ttl,
                             nodata: true,
                             all_down: true,
+                            fence_fail_open: false,
                             fenced: false,
                         };
                     }
@@ -277,7 +281,7 @@ fn pipeline<T: Trace>(
     let changing = ordered
         .iter()
         .any(|d| health.get(d).is_some_and(|h| h.changing));
-    let ttl = if changing || all_down || shedding {
+    let ttl = if changing || all_down || fence_open || shedding {
         svc.failover_ttl
     } else {
         svc.ttl
@@ -296,6 +300,7 @@ fn pipeline<T: Trace>(
         ttl,
         nodata: false,
         all_down,
+        fence_fail_open: fence_open,
         fenced: fence.is_some(),
     }
 }
@@ -334,10 +339,11 @@ fn shed(
         let (Some(cfg), Some(h)) = (plan.zone.datacenters[d].shed, health.get(d)) else {
             return true;
         };
-        let load = f64::from(h.load);
-        if load <= cfg.at || load <= 0.0 {
+        // Compare as the site reported it (f32): 0.8 reported is not above `shed_at = 0.8`.
+        if h.load <= cfg.at as f32 || h.load <= 0.0 {
             return true;
         }
+        let load = f64::from(h.load);
         any = true;
         let keep = cfg.keep.unwrap_or(cfg.at / load).clamp(0.0, 1.0);
         let stays = order::unit(key ^ plan.dc_seed[d] ^ SHED_SALT) < keep;

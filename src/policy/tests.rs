@@ -57,6 +57,24 @@ policy = "consistent-hash"
 datacenters = ["dublin", "frankfurt", "virginia", "tokyo", "fiji", "samoa"]
 
 [[services]]
+name = "lat"
+policy = "latency"
+datacenters = ["dublin", "frankfurt", "virginia", "tokyo"]
+answers = 3
+
+[[latency]]
+clients = "continent:EU"
+rtt = { frankfurt = 20, dublin = 35 }
+
+[[latency]]
+clients = "GB"
+rtt = { dublin = 12, virginia = 80, frankfurt = 25 }
+
+[[latency]]
+clients = "10.9.0.0/16"
+rtt = { tokyo = 5 }
+
+[[services]]
 name = "fo"
 policy = "failover"
 datacenters = ["virginia", "dublin", "tokyo"]
@@ -448,5 +466,56 @@ fn spill_over_without_keep_brings_load_back_to_the_threshold() {
         clients
             .iter()
             .all(|v| select(p, s, v, &health, 0).dcs.iter().next() == Some(frankfurt))
+    );
+}
+
+#[test]
+fn latency_orders_by_the_most_specific_row_then_distance() {
+    let p = plan();
+    let s = svc(p, "lat");
+    let up = vec![DcHealth::UP; 6];
+    let mut v = ClientView::unlocated(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0)), 24);
+    v.continent = Some("EU");
+    v.country = Some("FR");
+    v.point = Some(GeoPoint {
+        lat: 48.85,
+        lon: 2.35,
+    });
+    // The continent row: frankfurt, dublin; then the rest by distance: virginia before tokyo.
+    assert_eq!(
+        select(p, s, &v, &up, 0).dcs.as_slice(),
+        [id(p, "frankfurt"), id(p, "dublin"), id(p, "virginia")]
+    );
+    // GB has its own row, more specific than the continent's.
+    v.country = Some("GB");
+    assert_eq!(
+        select(p, s, &v, &up, 0).dcs.as_slice(),
+        [id(p, "dublin"), id(p, "frankfurt"), id(p, "virginia")]
+    );
+    // A network row beats both; the rest by distance from Paris.
+    v.addr = IpAddr::V4(Ipv4Addr::new(10, 9, 1, 0));
+    assert_eq!(
+        select(p, s, &v, &up, 0).dcs.as_slice(),
+        [id(p, "tokyo"), id(p, "frankfurt"), id(p, "dublin")]
+    );
+    // A client no row covers: by distance.
+    let mut w = ClientView::unlocated(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0)), 24);
+    w.country = Some("US");
+    w.continent = Some("NA");
+    w.point = Some(GeoPoint {
+        lat: 40.7,
+        lon: -74.0,
+    });
+    assert_eq!(
+        select(p, s, &w, &up, 0).dcs.iter().next(),
+        Some(id(p, "virginia"))
+    );
+    // Unhealthy datacenters drop out of the row's order.
+    let mut h = up.clone();
+    h[id(p, "frankfurt")] = DcHealth::DOWN;
+    v.addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 0));
+    assert_eq!(
+        select(p, s, &v, &h, 0).dcs.iter().next(),
+        Some(id(p, "dublin"))
     );
 }

@@ -339,20 +339,26 @@ impl HealthBoard {
             admin = state.map_or("none", DcState::as_str), "admin override set");
         slot.admin = state;
         let new = effective(slot, &st.checks);
-        self.apply(z.origin.as_str(), slot, new, None, "admin");
+        let change = self.apply(z.origin.as_str(), slot, new);
         z.publish();
+        if let Some(c) = change {
+            log_change(z.origin.as_str(), dc, c, None, "admin");
+        }
         Ok(())
     }
 
-    /// Records a new health value for a datacenter: since, log, metrics.
-    fn apply(&self, zone: &str, dc: &mut DcSlot, new: DcHealth, error: Option<&str>, why: &str) {
-        if new.state != dc.current.state {
-            log_change(zone, &dc.name, (dc.current.state, new.state), error, why);
+    /// Records a new health value for a datacenter: since, metrics. Returns the change of
+    /// state, which the caller logs once it has published it (so a log line never describes
+    /// a state that the DNS path does not see yet).
+    fn apply(&self, zone: &str, dc: &mut DcSlot, new: DcHealth) -> Option<(DcState, DcState)> {
+        let change = (new.state != dc.current.state).then_some((dc.current.state, new.state));
+        if change.is_some() {
             dc.since = SystemTime::now();
             self.inner.metrics.transition(zone, &dc.name, new.state);
             self.inner.metrics.set_state(zone, &dc.name, new.state);
         }
         dc.current = new;
+        change
     }
 
     /// Takes one check report: updates the check, then every datacenter that uses it.
@@ -387,6 +393,7 @@ impl HealthBoard {
         let checks = &st.checks;
         for z in &mut st.zones {
             let mut dirty = false;
+            let mut changes = Vec::new();
             for dc in z.dcs.iter_mut().filter(|d| d.check == Some(id)) {
                 let new = effective(dc, checks);
                 let origin = z.origin.as_str();
@@ -394,12 +401,21 @@ impl HealthBoard {
                     .metrics
                     .check(origin, &dc.name, obs.result, new.load);
                 if new != dc.current {
-                    self.apply(origin, dc, new, obs.error.as_deref(), "check");
+                    changes.extend(self.apply(origin, dc, new).map(|c| (dc.name.clone(), c)));
                     dirty = true;
                 }
             }
             if dirty {
                 z.publish();
+            }
+            for (dc, change) in changes {
+                log_change(
+                    z.origin.as_str(),
+                    &dc,
+                    change,
+                    obs.error.as_deref(),
+                    "check",
+                );
             }
         }
         ControlFlow::Continue(())

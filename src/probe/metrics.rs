@@ -68,7 +68,7 @@ impl ProbeMetrics {
             )?,
             load: GaugeVec::new(
                 Opts::new(
-                    "meridian_probe_load",
+                    "meridian_probe_load_ratio",
                     "Load reported by the site (in-flight work over capacity).",
                 ),
                 zd,

@@ -145,13 +145,18 @@ impl Proxy {
         let mut tried = [usize::MAX; 11];
         let mut last: Option<Response<RespBody>> = None;
         let mut _budget = None;
+        // A retry after a request that never left (connect failure) costs the backends nothing:
+        // it is not counted against the retry budget, so losing a server never fails a request
+        // that another server could take, however many requests were in flight to it.
+        let mut never_left = false;
         for attempt in 0..attempts {
-            if attempt > 0 {
+            if attempt > 0 && !never_left {
                 match pool.try_retry() {
                     Some(g) => _budget = Some(g),
                     None => break,
                 }
             }
+            never_left = false;
             let lease = match pool.pick_wait(p.hash, &tried[..attempt]).await {
                 Ok(l) => l,
                 Err(e) if attempt == 0 => return unavailable(pool, e),
@@ -195,6 +200,7 @@ impl Proxy {
                     return respond(resp, tx, lease);
                 }
                 Outcome::NotSent(req) => {
+                    never_left = true;
                     pool.record(lease.index, false, None);
                     lease.backend().metrics.count_error();
                     // The request never left: put it back for the next server, any method.

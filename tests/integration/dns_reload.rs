@@ -56,15 +56,13 @@ async fn sighup_reloads_the_running_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("example.com.toml");
     std::fs::write(&file, ZONE).expect("write");
-    // Pick a free port for the child.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("port")
-        .port();
+    // Port 0: the server picks one and logs it (no race with other tests for a free port).
     let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
         .args(["dns", "--zones"])
         .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
+        .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -78,7 +76,18 @@ async fn sighup_reloads_the_running_binary() {
         }
         panic!("the server exited before logging {needle:?}");
     };
-    wait_for("listening on UDP and TCP");
+    let listening = wait_for("listening on UDP and TCP");
+    let port: u16 = listening
+        .split("addr=127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no port in {listening:?}"));
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .expect("timeout");

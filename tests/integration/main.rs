@@ -3,14 +3,19 @@
 mod support;
 
 mod config_files;
+mod demo;
+mod dns_admin;
 mod dns_behaviour;
+mod dns_binary;
 mod dns_ecs;
 mod dns_fuzz;
 mod dns_reload;
+mod docs_keys;
 mod explain;
 mod geo;
 mod geo_build;
 mod geo_props;
+mod metrics_site;
 mod probe;
 mod probe_detection;
 mod site_api;
