@@ -227,6 +227,9 @@ fn reload_counter(r: &prometheus::Registry) -> prometheus::IntCounterVec {
     )
     .expect("valid metric definition");
     r.register(Box::new(c.clone())).expect("unique metric name");
+    for result in ["ok", "error"] {
+        c.with_label_values(&[result]);
+    }
     c
 }
 

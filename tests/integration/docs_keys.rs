@@ -77,6 +77,7 @@ const SCHEMAS: &[Schema] = &[
             ("pools.NAME.passive", "### `passive`"),
             ("pools.NAME.breaker", "### `breaker`"),
             ("pools.NAME.retry", "### `retry`"),
+            ("pools.NAME.discovery", "### `discovery`"),
         ],
     },
 ];
@@ -118,6 +119,10 @@ http = "/health"
 
 [pools.web.retry]
 @pools.NAME.retry@
+
+[pools.web.discovery]
+file = "servers.toml"
+@pools.NAME.discovery@
 "#;
 
 const ZONE_TEMPLATE: &str = r#"

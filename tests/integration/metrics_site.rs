@@ -11,16 +11,30 @@ use crate::support::{TestBackend, TestSite};
 async fn site_metrics_are_documented_and_promtool_accepts_them() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
+    // A TCP listener and a discovered pool too, so that every family has a series.
+    let t = crate::support::tcp::TcpBackend::start("t").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers = dir.path().join("servers.toml");
+    std::fs::write(&servers, format!("servers = [\"{}\"]\n", t.addr)).expect("write");
     let site = TestSite::start(&format!(
         "[admin]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
-         [pools.p]\nservers = [\"{}\", \"{}\"]\nretry = {{ attempts = 1 }}\n",
-        a.addr, b.addr
+         [[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"d\"\n\
+         [pools.p]\nservers = [\"{}\", \"{}\"]\nretry = {{ attempts = 1 }}\n\
+         [pools.d]\ndiscovery = {{ file = \"{}\", interval = \"50ms\" }}\n",
+        a.addr,
+        b.addr,
+        servers.display()
     ))
     .await;
     for _ in 0..4 {
         let (status, _) = site.get("/").await;
         assert_eq!(status, 200);
     }
+    let tcp = site.addrs[1];
+    crate::support::poll_until(5, || async {
+        tokio::net::TcpStream::connect(tcp).await.is_ok() && t.accepted() > 0
+    })
+    .await;
     let (status, _, body) =
         crate::support::site::get(&site.client, &site.admin_url("/metrics")).await;
     assert_eq!(status, 200);

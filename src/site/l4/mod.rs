@@ -168,6 +168,8 @@ async fn connect(pool: &Arc<Pool>, hash: u64, m: &L4Metrics) -> Option<(Lease, T
         tried.push(lease.index);
         let b = lease.backend();
         let labels = [pool.cfg.name.as_str(), b.cfg.id.as_str()];
+        // Resolved before the dial, so a server's error series exists (at 0) once it is used.
+        let errors = m.connect_errors.with_label_values(&labels);
         let start = Instant::now();
         let timeout = pool.cfg.timeouts.connect;
         match tokio::time::timeout(timeout, TcpStream::connect(b.cfg.address)).await {
@@ -184,7 +186,7 @@ async fn connect(pool: &Arc<Pool>, hash: u64, m: &L4Metrics) -> Option<(Lease, T
                 tracing::debug!(server = %b.cfg.id, ?timeout, "connect timed out");
             }
         }
-        m.connect_errors.with_label_values(&labels).inc();
+        errors.inc();
         pool.record(lease.index, false, None);
     }
     None

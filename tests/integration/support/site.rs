@@ -21,6 +21,8 @@ pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 #[derive(Debug)]
 pub struct TestSite {
     pub addr: SocketAddr,
+    /// Every client-facing listener, in order (`addr` is the first).
+    pub addrs: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<Result<(), SiteError>>>,
@@ -43,7 +45,12 @@ impl TestSite {
 
     async fn start_cfg(cfg: meridian::config::site::SiteConfig) -> TestSite {
         let listeners = Listeners::bind(&cfg).await.expect("bind");
-        let addr = listeners.http[0].local_addr().expect("addr");
+        let addrs: Vec<SocketAddr> = listeners
+            .http
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        let addr = addrs[0];
         let admin = listeners
             .admin
             .as_ref()
@@ -56,6 +63,7 @@ impl TestSite {
         }));
         TestSite {
             addr,
+            addrs,
             admin,
             stop: Some(tx),
             task: Some(task),
