@@ -143,15 +143,13 @@ fn ip_hash(ip: IpAddr) -> u64 {
 }
 
 /// Picks a server and dials it; a failed dial counts against that server and is retried on
-/// another one (each server at most once, within the pool's retry budget).
+/// another one, each server at most once, up to `retry.attempts` times. A failed dial sent
+/// nothing, so, as for HTTP requests that never left, it is not counted against the retry
+/// budget.
 async fn connect(pool: &Arc<Pool>, hash: u64, m: &L4Metrics) -> Option<(Lease, TcpStream)> {
     let attempts = 1 + pool.cfg.retry.attempts as usize;
     let mut tried = Vec::with_capacity(attempts);
-    let mut _budget = None;
     for attempt in 0..attempts {
-        if attempt > 0 {
-            _budget = Some(pool.try_retry()?);
-        }
         let lease = match pool.pick_wait(hash, &tried).await {
             Ok(l) => l,
             Err(e) => {
