@@ -117,7 +117,9 @@ pub(crate) async fn handle(
 
 fn authorize<B>(site: &SiteState, peer: SocketAddr, req: &Request<B>) -> Result<(), Answer> {
     let api = site.api.load();
-    if !api.allow.iter().any(|n| n.contains(&peer.ip())) {
+    // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d.
+    let ip = peer.ip().to_canonical();
+    if !api.allow.iter().any(|n| n.contains(&ip)) {
         tracing::warn!(client = %peer, path = %req.uri().path(), "admin API call from a network not in admin.api_allow");
         return Err(err(
             StatusCode::FORBIDDEN,
