@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod ctl;
 use meridian::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -79,11 +81,15 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Run the site balancer: HTTP listeners over pools of backends, plus the admin listener.
+    /// Run the site balancer: HTTP and TCP listeners over pools of backends, plus the admin
+    /// listener (SIGHUP reloads the file). `meridian site ctl ...` drives a running site.
+    #[command(args_conflicts_with_subcommands = true)]
     Site {
+        #[command(subcommand)]
+        ctl: Option<SiteCommand>,
         /// The site file.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Log format.
         #[arg(long, default_value = "text")]
         log_format: LogFormat,
@@ -93,6 +99,13 @@ enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum SiteCommand {
+    /// Call a running site's admin API (token: --token-file, the site file's [admin] token, or
+    /// MERIDIAN_ADMIN_TOKEN).
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,7 +195,19 @@ fn main() -> ExitCode {
             };
             run_async(meridian::app::dns::run(args))
         }
-        Command::Site { config, log_format } => {
+        Command::Site {
+            ctl: Some(SiteCommand::Ctl(args)),
+            ..
+        } => ctl::run(args),
+        Command::Site {
+            ctl: None,
+            config,
+            log_format,
+        } => {
+            let Some(config) = config else {
+                eprintln!("error: `meridian site` needs --config FILE (or `ctl ...`)");
+                return ExitCode::FAILURE;
+            };
             meridian::telemetry::init_logging(log_format);
             match site(&config) {
                 Ok(()) => ExitCode::SUCCESS,

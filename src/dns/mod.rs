@@ -9,6 +9,7 @@
 //! hickory-server (`tcp.rs`). Both call the same responder.
 
 mod catalog;
+pub mod client;
 mod fast;
 mod lookup;
 mod metrics;

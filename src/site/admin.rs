@@ -1,6 +1,6 @@
 //! The admin listener: `GET /health` (the report the DNS side's prober reads), `GET /metrics`
-//! (Prometheus), `GET /status` (JSON of pools and servers), and `POST /drain` / `POST /undrain`
-//! (`?pool=NAME&server=ID`) to take a server out of rotation and back.
+//! (Prometheus), `GET /status` (JSON of pools and servers). Calls that change things are in
+//! `api.rs` (token-authenticated).
 
 use std::sync::atomic::Ordering;
 
@@ -31,6 +31,8 @@ struct ServerStatus<'a> {
     address: String,
     weight: u32,
     state: &'static str,
+    admin_state: &'static str,
+    origin: &'static str,
     active_check: &'static str,
     ejected: bool,
     ejections: u32,
@@ -56,7 +58,7 @@ struct Status<'a> {
     pools: Vec<PoolStatus<'a>>,
     /// Listeners with TLS or HTTP features.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    listeners: Vec<super::l7::FeatureStatus<'a>>,
+    listeners: Vec<super::l7::FeatureStatus>,
 }
 
 /// The site's health as the prober sees it.
@@ -65,17 +67,20 @@ pub(crate) fn health(site: &SiteState) -> HealthReport {
     let mut total = 0;
     let mut in_flight = 0u64;
     let mut capacity = 0u64;
-    for p in &site.pools {
-        for (i, b) in p.backends.iter().enumerate() {
-            total += 1;
+    for p in site.pools().iter() {
+        for b in &p.members().backends {
             in_flight += b.in_flight.load(Ordering::Relaxed);
-            if p.is_usable(i) {
+            if b.is_removed() {
+                continue;
+            }
+            total += 1;
+            if p.is_usable(b) {
                 healthy += 1;
-                capacity += u64::from(b.cfg.max_connections);
+                capacity += u64::from(b.max_connections());
             }
         }
     }
-    let status = if site.draining.load(Ordering::Relaxed) {
+    let status = if site.is_draining() {
         "draining"
     } else if healthy == 0 {
         "down"
@@ -95,28 +100,25 @@ pub(crate) fn health(site: &SiteState) -> HealthReport {
     }
 }
 
-fn status(site: &SiteState) -> Status<'_> {
-    let pools = site
-        .pools
+pub(crate) fn status(site: &SiteState) -> serde_json::Value {
+    let pools = site.pools();
+    let members: Vec<_> = pools.iter().map(|p| p.members()).collect();
+    let pools = pools
         .iter()
-        .map(|p| {
+        .zip(&members)
+        .map(|(p, m)| {
             let now = p.now();
             let decay = p.cfg.latency_decay.as_nanos() as f64;
-            let servers = p
+            let servers = m
                 .backends
                 .iter()
-                .enumerate()
-                .map(|(i, b)| ServerStatus {
+                .map(|b| ServerStatus {
                     id: &b.cfg.id,
                     address: b.cfg.address.to_string(),
-                    weight: b.cfg.weight,
-                    state: if b.is_draining() {
-                        "draining"
-                    } else if p.is_usable(i) {
-                        "up"
-                    } else {
-                        "down"
-                    },
+                    weight: b.weight(),
+                    state: b.status_label(p.is_usable(b)),
+                    admin_state: b.state().as_str(),
+                    origin: b.origin.as_str(),
                     active_check: if b.active_up.load(Ordering::Relaxed) {
                         "up"
                     } else {
@@ -126,7 +128,7 @@ fn status(site: &SiteState) -> Status<'_> {
                     ejections: b.ejections.load(Ordering::Relaxed),
                     breaker: b.breaker_state(now).as_str(),
                     in_flight: b.in_flight.load(Ordering::Relaxed),
-                    max_connections: b.cfg.max_connections,
+                    max_connections: b.max_connections(),
                     requests: b.requests.load(Ordering::Relaxed),
                     failures: b.failures.load(Ordering::Relaxed),
                     latency_ms: b.ewma.estimate(now.as_nanos() as u64, decay) / 1e6,
@@ -140,27 +142,33 @@ fn status(site: &SiteState) -> Status<'_> {
             }
         })
         .collect();
-    Status {
+    serde_json::to_value(Status {
         health: health(site),
         pools,
         listeners: super::l7::listener_status(site),
-    }
+    })
+    .unwrap_or_default()
 }
 
 fn refresh_gauges(site: &SiteState) {
-    for f in site.features.iter().flatten() {
+    for f in site
+        .listeners
+        .load()
+        .iter()
+        .filter_map(|l| l.features.as_ref())
+    {
         f.refresh_gauges();
     }
     let m = &site.metrics;
-    for p in &site.pools {
+    for p in site.pools().iter() {
         let now = p.now();
-        for (i, b) in p.backends.iter().enumerate() {
+        for b in &p.members().backends {
             let labels = [p.cfg.name.as_str(), b.cfg.id.as_str()];
             m.active
                 .with_label_values(&labels)
                 .set(b.in_flight.load(Ordering::Relaxed) as i64);
             m.up.with_label_values(&labels)
-                .set(i64::from(p.is_usable(i)));
+                .set(i64::from(p.is_usable(b)));
             m.breaker
                 .with_label_values(&labels)
                 .set(b.breaker_state(now).as_gauge());
@@ -190,45 +198,11 @@ pub(crate) fn handle<B>(site: &SiteState, req: &Request<B>) -> Response<RespBody
             );
             r
         }
-        (&Method::POST, "/drain") => drain(site, req.uri().query(), true),
-        (&Method::POST, "/undrain") => drain(site, req.uri().query(), false),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /health, /metrics, /status\n",
         ),
     }
-}
-
-fn drain(site: &SiteState, query: Option<&str>, on: bool) -> Response<RespBody> {
-    let mut pool = None;
-    let mut server = None;
-    for kv in query.unwrap_or("").split('&') {
-        match kv.split_once('=') {
-            Some(("pool", v)) => pool = Some(v),
-            Some(("server", v)) => server = Some(v),
-            _ => {}
-        }
-    }
-    let (Some(pool), Some(server)) = (pool, server) else {
-        return text(StatusCode::BAD_REQUEST, "expected ?pool=NAME&server=ID\n");
-    };
-    let Some(p) = site.pools.iter().find(|p| p.cfg.name == pool) else {
-        return text(StatusCode::NOT_FOUND, "no such pool\n");
-    };
-    let Some(i) = p.backends.iter().position(|b| b.cfg.id == server) else {
-        return text(StatusCode::NOT_FOUND, "no such server\n");
-    };
-    p.set_draining(i, on);
-    tracing::info!(
-        pool,
-        server,
-        draining = on,
-        "server drain changed by the admin API"
-    );
-    text(
-        StatusCode::OK,
-        if on { "draining\n" } else { "undrained\n" },
-    )
 }
 
 fn json<T: Serialize>(code: StatusCode, v: &T) -> Response<RespBody> {

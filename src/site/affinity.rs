@@ -8,54 +8,59 @@
 //! or unknown falls back to the pool's algorithm, and the answer carries a new cookie.
 
 use hyper::HeaderMap;
-use hyper::header::{self, HeaderValue};
+use hyper::header;
 
 use prometheus::IntCounter;
 
 use crate::balance::{DEFAULT_SEED, hash_bytes};
-use crate::config::site::{AffinityConfig, PoolConfig};
+use crate::config::site::AffinityConfig;
+use crate::site::backend::Backend;
 use crate::site::l7::cookie;
 use crate::site::l7::metrics::FeatureMetrics;
 
-/// A pool's affinity cookies, computed once.
+/// A pool's affinity cookies.
 #[derive(Debug)]
 pub(crate) struct Affinity {
     cfg: AffinityConfig,
-    /// Cookie value of each server, by index.
-    values: Vec<String>,
-    /// `Set-Cookie` for each server: over plain HTTP, then over TLS (`Secure`).
-    set: Vec<[HeaderValue; 2]>,
+    pool: String,
     kept: IntCounter,
     moved: IntCounter,
 }
 
 impl Affinity {
-    pub(crate) fn new(cfg: &AffinityConfig, pool: &PoolConfig, m: &FeatureMetrics) -> Self {
-        let values: Vec<String> = pool
-            .servers
-            .iter()
-            .map(|s| value(&cfg.secret, &pool.name, &s.id))
-            .collect();
-        let set = values
-            .iter()
-            .map(|v| [false, true].map(|secure| cookie::set(&cfg.cookie, v, cfg.max_age, secure)))
-            .collect();
+    pub(crate) fn new(cfg: &AffinityConfig, pool: &str, m: &FeatureMetrics) -> Self {
         Affinity {
             cfg: cfg.clone(),
-            values,
-            set,
-            kept: m.affinity.with_label_values(&[pool.name.as_str(), "kept"]),
-            moved: m.affinity.with_label_values(&[pool.name.as_str(), "set"]),
+            pool: pool.to_string(),
+            kept: m.affinity.with_label_values(&[pool, "kept"]),
+            moved: m.affinity.with_label_values(&[pool, "set"]),
         }
     }
 
-    /// After `server` answered a request whose cookie named `preferred`: sets the cookie
-    /// when it named another server (or none).
+    /// The cookie key of the server with this id (servers are named by id, so a server keeps
+    /// its cookie when others join or leave, and across restarts).
+    pub(crate) fn key(&self, id: &str) -> u64 {
+        let (secret, pool) = (&self.cfg.secret, &self.pool);
+        let mut buf = Vec::with_capacity(secret.len() + pool.len() + id.len() + 3);
+        for part in [secret, pool, id] {
+            buf.extend_from_slice(part.as_bytes());
+            buf.push(0);
+        }
+        hash_bytes(DEFAULT_SEED, &buf)
+    }
+
+    /// Whether cookie key `k` names `b`.
+    pub(crate) fn names(&self, k: u64, b: &Backend) -> bool {
+        self.key(&b.cfg.id) == k
+    }
+
+    /// After the server with key `server` answered a request whose cookie held `preferred`:
+    /// sets the cookie when it named another server (or none).
     pub(crate) fn answered(
         &self,
         headers: &mut HeaderMap,
-        preferred: Option<usize>,
-        server: usize,
+        preferred: Option<u64>,
+        server: u64,
         secure: bool,
     ) {
         if preferred == Some(server) {
@@ -66,73 +71,67 @@ impl Affinity {
         }
     }
 
-    /// The server a request's cookie names, if it names one of this pool's.
-    pub(crate) fn preferred(&self, headers: &HeaderMap) -> Option<usize> {
+    /// The key a request's cookie holds (16 hex digits), if it has one.
+    pub(crate) fn preferred(&self, headers: &HeaderMap) -> Option<u64> {
         let v = cookie::get(headers, &self.cfg.cookie)?;
-        self.values.iter().position(|x| x == v)
-    }
-
-    /// Adds the cookie naming `server` to an answer.
-    pub(crate) fn set_cookie(&self, headers: &mut HeaderMap, server: usize, secure: bool) {
-        if let Some(v) = self.set.get(server) {
-            headers.append(header::SET_COOKIE, v[usize::from(secure)].clone());
+        if v.len() != 16 {
+            return None;
         }
+        u64::from_str_radix(v, 16).ok()
     }
-}
 
-/// The cookie value naming a server: 16 hex digits.
-fn value(secret: &str, pool: &str, id: &str) -> String {
-    let mut buf = Vec::with_capacity(secret.len() + pool.len() + id.len() + 2);
-    for part in [secret, pool, id] {
-        buf.extend_from_slice(part.as_bytes());
-        buf.push(0);
+    /// Adds the cookie naming the server with key `server` to an answer.
+    pub(crate) fn set_cookie(&self, headers: &mut HeaderMap, server: u64, secure: bool) {
+        let v = format!("{server:016x}");
+        headers.append(
+            header::SET_COOKIE,
+            cookie::set(&self.cfg.cookie, &v, self.cfg.max_age, secure),
+        );
     }
-    format!("{:016x}", hash_bytes(DEFAULT_SEED, &buf))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use hyper::header::HeaderValue;
 
     use super::*;
-    use crate::config::site::parse_site;
 
-    fn pool(secret: &str) -> PoolConfig {
-        let toml = format!(
-            "[pools.web]\nservers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\
-             affinity = {{ cookie = \"srv\", secret = \"{secret}\" }}\n"
-        );
-        let cfg = parse_site(Path::new("t.toml"), &toml).unwrap_or_else(|e| panic!("{e}"));
-        cfg.pools[0].clone()
-    }
-
-    fn affinity(p: &PoolConfig) -> Affinity {
+    fn affinity(secret: &str) -> Affinity {
         let m = FeatureMetrics::new(&prometheus::Registry::new());
-        Affinity::new(p.affinity.as_ref().expect("affinity"), p, &m)
+        let cfg = AffinityConfig {
+            cookie: "srv".to_string(),
+            secret: secret.to_string(),
+            max_age: None,
+        };
+        Affinity::new(&cfg, "web", &m)
     }
 
     #[test]
     fn values_are_stable_opaque_and_keyed() {
-        let p = pool("s1");
-        let a = affinity(&p);
-        let b = affinity(&p);
-        assert_eq!(a.values, b.values, "same config, same cookies");
-        assert_ne!(a.values[0], a.values[1]);
-        assert!(!a.values[0].contains("127.0.0.1"));
-        let p2 = pool("s2");
-        let c = affinity(&p2);
-        assert_ne!(a.values[0], c.values[0], "the secret changes the values");
+        let a = affinity("s1");
+        let b = affinity("s1");
+        assert_eq!(a.key("web-1"), b.key("web-1"), "same config, same cookies");
+        assert_ne!(a.key("web-1"), a.key("web-2"));
+        let c = affinity("s2");
+        assert_ne!(
+            a.key("web-1"),
+            c.key("web-1"),
+            "the secret changes the values"
+        );
         let mut h = HeaderMap::new();
-        a.set_cookie(&mut h, 1, false);
+        a.set_cookie(&mut h, a.key("web-2"), false);
         let set = h[header::SET_COOKIE].to_str().expect("ascii").to_string();
+        assert!(!set.contains("web-2"), "opaque: {set}");
         let mut req = HeaderMap::new();
         let pair = set.split(';').next().expect("pair").to_string();
         req.insert(header::COOKIE, HeaderValue::from_str(&pair).expect("value"));
-        assert_eq!(a.preferred(&req), Some(1));
-        assert_eq!(
+        assert_eq!(a.preferred(&req), Some(a.key("web-2")));
+        assert_ne!(
             c.preferred(&req),
-            None,
+            Some(c.key("web-2")),
             "another secret's cookie names nothing"
         );
+        req.insert(header::COOKIE, HeaderValue::from_static("srv=zz"));
+        assert_eq!(a.preferred(&req), None, "not a key");
     }
 }

@@ -11,6 +11,9 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use std::sync::atomic::Ordering;
+
+use super::backend::{Backend, ServerState};
 use super::pool::Pool;
 use super::risefall::RiseFall;
 use crate::config::site::{CheckConfig, CheckKind};
@@ -18,14 +21,23 @@ use crate::config::site::{CheckConfig, CheckKind};
 /// Most of a check response body read for the body match.
 const MAX_CHECK_BODY: usize = 64 * 1024;
 
-/// Checks server `index` of `pool` forever (the caller aborts the task on shutdown).
-pub(crate) async fn run(pool: Arc<Pool>, index: usize, cfg: CheckConfig) {
-    let b = Arc::clone(&pool.backends[index]);
-    let mut state = RiseFall::new(cfg.initial_up, cfg.rise, cfg.fall);
+/// Checks server `b` of `pool` forever (the pool aborts the task when the server leaves or
+/// the site stops). A server in maintenance is not checked.
+pub(crate) async fn run(pool: Arc<Pool>, b: Arc<Backend>, cfg: CheckConfig) {
+    let up = b.active_up.load(Ordering::Relaxed);
+    let mut state = if b.checked.load(Ordering::Relaxed) {
+        RiseFall::resumed(up, cfg.rise, cfg.fall)
+    } else {
+        RiseFall::new(up, cfg.rise, cfg.fall)
+    };
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if b.state() == ServerState::Maintenance {
+            continue;
+        }
+        b.checked.store(true, Ordering::Relaxed);
         let result =
             match tokio::time::timeout(cfg.timeout, check_once(b.cfg.address, &cfg.kind)).await {
                 Ok(r) => r,
@@ -41,7 +53,7 @@ pub(crate) async fn run(pool: Arc<Pool>, index: usize, cfg: CheckConfig) {
                     tracing::warn!(pool = %pool.cfg.name, server = %b.cfg.id, %reason, "server down")
                 }
             }
-            pool.set_active(index, up);
+            pool.set_active(&b, up);
         }
     }
 }

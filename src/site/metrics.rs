@@ -165,6 +165,11 @@ impl SiteMetrics {
         }
     }
 
+    /// The registry, for families defined beside other parts of the site (L4, discovery).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every family.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();

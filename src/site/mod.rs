@@ -17,16 +17,22 @@
 
 mod admin;
 mod affinity;
+mod api;
 mod backend;
 mod body;
 mod breaker;
 mod checker;
+pub mod ctl;
+mod discovery;
+mod front;
 mod headers;
 mod io;
+mod l4;
 mod l7;
 mod metrics;
 mod pool;
 mod proxy;
+mod reload;
 mod risefall;
 mod serve;
 mod tls;
@@ -35,19 +41,23 @@ mod upstream;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
 
 use tokio::net::TcpListener;
 
 pub use admin::HealthReport;
+pub use backend::{Origin, ServerState};
 pub use breaker::{Breaker, BreakerState};
 pub use headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 pub use metrics::SiteMetrics;
+pub use reload::{ReloadError, ReloadHandle, reload_on_sighup};
 pub use risefall::RiseFall;
 pub use serve::shutdown_signal;
 pub use tls::{CertReloader, TlsError, preflight};
 
-use crate::config::site::SiteConfig;
+use crate::config::site::{ApiConfig, SiteConfig};
 use pool::Pool;
 
 /// Errors that stop a site.
@@ -102,14 +112,52 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, SiteError> {
 /// State shared by every connection of a site.
 #[derive(Debug)]
 pub(crate) struct SiteState {
-    pub(crate) pools: Vec<Arc<Pool>>,
+    /// The pools, swapped whole by a reload.
+    pools: ArcSwap<Vec<Arc<Pool>>>,
+    /// Set by SIGTERM: the site is going away.
     pub(crate) draining: AtomicBool,
+    /// Set by the admin API: the site asks the DNS side to steer clients away, and serves on.
+    pub(crate) admin_draining: AtomicBool,
     pub(crate) metrics: SiteMetrics,
     pub(crate) ids: Arc<RequestIds>,
-    /// Routing, limits, cache, compression, by listener (`None`: plain forwarding).
-    pub(crate) features: Vec<Option<Arc<l7::Features>>>,
-    /// The certificates of the TLS listeners.
+    pub(crate) l4: l4::L4Metrics,
+    /// Who may call the admin API (swapped by a reload).
+    pub(crate) api: ArcSwap<ApiConfig>,
+    pub(crate) reload: ReloadHandle,
+    pub(crate) reloads: prometheus::IntCounterVec,
+    pub(crate) discovery: discovery::DiscoveryMetrics,
+    /// The running listeners (features, certificates), in configuration order; replaced
+    /// when listeners start or restart.
+    pub(crate) listeners: ArcSwap<Vec<front::ListenerView>>,
+    /// The certificates of the running TLS listeners.
     pub(crate) certs: tls::CertReloader,
+}
+
+impl SiteState {
+    /// The pools now.
+    pub(crate) fn pools(&self) -> Arc<Vec<Arc<Pool>>> {
+        self.pools.load_full()
+    }
+
+    /// A pool by name.
+    pub(crate) fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.pools
+            .load()
+            .iter()
+            .find(|p| p.cfg.name == name)
+            .cloned()
+    }
+
+    /// Starts a pool's tasks: active checks of its servers, and its discovery.
+    pub(crate) fn start_pool(&self, p: &Arc<Pool>) {
+        p.start();
+        discovery::start(p, &self.discovery);
+    }
+
+    /// Whether `/health` says `draining` (SIGTERM, or the admin API).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.admin_draining.load(Ordering::Relaxed)
+    }
 }
 
 /// A configured site, ready to run.
@@ -117,43 +165,45 @@ pub(crate) struct SiteState {
 pub struct Site {
     cfg: SiteConfig,
     state: Arc<SiteState>,
+    reloads: reload::ReloadRequests,
 }
 
 impl Site {
     /// Builds pools and servers (no I/O yet).
     pub fn new(cfg: SiteConfig) -> Self {
         let metrics = SiteMetrics::new();
+        let (reload, reloads) = reload::channel();
         let pools: Vec<Arc<Pool>> = cfg
             .pools
             .iter()
             .map(|p| Arc::new(Pool::new(p.clone(), &metrics)))
             .collect();
-        let features = cfg
-            .listeners
-            .iter()
-            .map(|l| {
-                let f = l.features.as_ref()?;
-                let name = l.bind.to_string();
-                let m = &metrics.features;
-                Some(Arc::new(l7::Features::new(
-                    name,
-                    f,
-                    f.default_pool,
-                    &pools,
-                    m,
-                )))
-            })
-            .collect();
-        let certs = tls::CertReloader::new(&cfg, &metrics.features);
+        let certs = tls::CertReloader::new(&metrics.features);
         let state = Arc::new(SiteState {
-            pools,
+            pools: ArcSwap::from_pointee(pools),
             draining: AtomicBool::new(false),
+            admin_draining: AtomicBool::new(false),
+            l4: l4::L4Metrics::new(metrics.registry()).expect("L4 metric definitions are valid"),
+            api: ArcSwap::from_pointee(api::resolve(cfg.admin.as_ref().map(|a| a.api.clone()))),
+            reload,
+            reloads: reload_counter(metrics.registry()),
+            discovery: discovery::DiscoveryMetrics::new(metrics.registry())
+                .expect("discovery metric definitions are valid"),
             metrics,
             ids: Arc::new(RequestIds::new()),
-            features,
+            listeners: ArcSwap::from_pointee(Vec::new()),
             certs,
         });
-        Site { cfg, state }
+        Site {
+            cfg,
+            state,
+            reloads,
+        }
+    }
+
+    /// A handle that makes the running site re-read its file.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.state.reload.clone()
     }
 
     /// A handle that reloads the TLS listeners' certificates, as SIGHUP does.
@@ -173,14 +223,34 @@ impl Site {
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SiteError> {
-        serve::run(self.cfg, self.state, listeners, shutdown).await
+        serve::run(self.cfg, self.state, listeners, shutdown, self.reloads).await
     }
 }
 
 /// Binds the configured addresses and runs the site until `shutdown` completes.
 pub async fn run(cfg: SiteConfig, shutdown: impl Future<Output = ()>) -> Result<(), SiteError> {
     let listeners = Listeners::bind(&cfg).await?;
-    Site::new(cfg).run(listeners, shutdown).await
+    let site = Site::new(cfg);
+    let sighup = tokio::spawn(reload_on_sighup(site.reload_handle()));
+    let r = site.run(listeners, shutdown).await;
+    sighup.abort();
+    r
+}
+
+fn reload_counter(r: &prometheus::Registry) -> prometheus::IntCounterVec {
+    let c = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "meridian_site_reloads_total",
+            "Configuration reloads, by result (ok, error)",
+        ),
+        &["result"],
+    )
+    .expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("unique metric name");
+    for result in ["ok", "error"] {
+        c.with_label_values(&[result]);
+    }
+    c
 }
 
 /// A Tokio runtime for a site: `threads` workers (else `TOKIO_WORKER_THREADS`, else one per

@@ -1,23 +1,34 @@
 //! A backend pool at run time: picks a server with the shared `balance` engine over an
-//! immutable [`Selector`] snapshot (rebuilt and swapped when health or weights change), tracks
-//! in-flight requests with RAII leases, and turns request outcomes into passive ejections and
-//! breaker transitions.
+//! immutable [`Members`] snapshot (servers, hash table and selector, rebuilt and swapped when
+//! membership, health or weights change), tracks in-flight requests with RAII leases, and turns
+//! request outcomes into passive ejections and breaker transitions.
+//!
+//! Membership changes at run time (admin API, discovery, reload: `members.rs`). A server is
+//! named by its `key`, never by its position, so a lease, a retry's list of servers already
+//! tried, and an outcome reported late all stay right while the list changes under them.
+
+mod members;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::balance::{Maglev, SmoothWeighted, WeightedRandom, least_loaded, p2c_pick, round_robin};
 use crate::config::site::{Algorithm, PoolConfig};
 
 use super::affinity::Affinity;
-use super::backend::Backend;
+use super::backend::{Backend, Origin};
 use super::breaker::BreakerState;
 use super::metrics::{PoolMetrics, SiteMetrics};
+use super::tls::BackendTls;
+
+pub(crate) use members::MemberError;
 
 /// Weight units per configured unit, so slow start can ramp a weight-1 server in steps.
 const WEIGHT_SCALE: u32 = 16;
@@ -26,9 +37,12 @@ const SLOW_START_FLOOR: f64 = 0.1;
 /// Latency estimate of a server before its first response when the pool knows nothing yet.
 const DEFAULT_RTT_NS: f64 = 10e6;
 
-/// The immutable picture a pick works from.
+/// The immutable picture a pick works from: the servers (sorted by key), the consistent-hash
+/// table over them, and what the last refresh found about their health and weights.
 #[derive(Debug)]
-struct Selector {
+pub(crate) struct Members {
+    pub(crate) backends: Vec<Arc<Backend>>,
+    maglev: Option<Arc<Maglev>>,
     usable: Vec<bool>,
     weights: Vec<u32>,
     panic: bool,
@@ -50,38 +64,47 @@ pub(crate) enum PickError {
 #[derive(Debug)]
 pub(crate) struct Pool {
     pub(crate) cfg: PoolConfig,
-    pub(crate) backends: Vec<Arc<Backend>>,
-    selector: ArcSwap<Selector>,
-    maglev: Option<Maglev>,
+    members: ArcSwap<Members>,
+    /// Serialises writers of `members` (refresh, membership changes), so none is lost.
+    edit: Mutex<()>,
+    next_key: AtomicUsize,
     counter: AtomicUsize,
     pub(crate) in_flight: AtomicU64,
     pending: AtomicUsize,
     released: Notify,
     retries_active: AtomicU64,
     epoch: Instant,
+    site_metrics: SiteMetrics,
     pub(crate) metrics: PoolMetrics,
     /// Cookie affinity, when the pool has it.
     pub(crate) affinity: Option<Affinity>,
+    /// TLS towards the servers (every member, whenever it joined), when the pool has it.
+    backend_tls: std::sync::OnceLock<BackendTls>,
+    /// Set while the site runs: new members get their checks started.
+    running: AtomicBool,
+    /// Pool-level tasks (discovery), stopped with the pool.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
-/// One request's claim on a server: released (in-flight decremented, a waiter woken) on drop.
+/// One request's (or L4 connection's) claim on a server: released (in-flight decremented, a
+/// waiter woken) on drop.
 #[derive(Debug)]
 pub(crate) struct Lease {
     pub(crate) pool: Arc<Pool>,
+    /// The server's key.
     pub(crate) index: usize,
+    backend: Arc<Backend>,
 }
 
 impl Lease {
     pub(crate) fn backend(&self) -> &Backend {
-        &self.pool.backends[self.index]
+        &self.backend
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.pool.backends[self.index]
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+        self.backend.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.pool.pending.load(Ordering::Relaxed) > 0 {
             self.pool.released.notify_one();
@@ -101,42 +124,47 @@ impl Drop for RetryGuard {
 
 impl Pool {
     pub(crate) fn new(cfg: PoolConfig, metrics: &SiteMetrics) -> Self {
-        let backends: Vec<Arc<Backend>> = cfg
-            .servers
-            .iter()
-            .map(|s| {
-                let up = cfg.check.is_none() || s.initial_up.unwrap_or(false);
-                let m = metrics.backend(&cfg.name, &s.id);
-                Arc::new(Backend::new(s.clone(), cfg.breaker, up, DEFAULT_RTT_NS, m))
-            })
-            .collect();
-        let maglev =
-            matches!(cfg.algorithm, Algorithm::IpHash | Algorithm::ConsistentHash).then(|| {
-                let ids: Vec<(&str, u32)> = cfg
-                    .servers
-                    .iter()
-                    .map(|s| (s.id.as_str(), s.weight))
-                    .collect();
-                Maglev::new(&ids)
-            });
+        Self::with_backends(cfg, metrics, Vec::new())
+    }
+
+    /// A pool whose members are `carried` (servers kept from a pool this one replaces, with
+    /// their connections, health and counters) followed by the configured servers not among
+    /// them.
+    pub(crate) fn with_backends(
+        cfg: PoolConfig,
+        metrics: &SiteMetrics,
+        carried: Vec<Arc<Backend>>,
+    ) -> Self {
+        let next_key = carried.iter().map(|b| b.key + 1).max().unwrap_or(0);
         let pool = Pool {
-            selector: ArcSwap::from_pointee(Selector::build(&[], &[], false)),
-            maglev,
+            members: ArcSwap::from_pointee(Members::empty()),
+            edit: Mutex::new(()),
+            next_key: AtomicUsize::new(next_key),
             counter: AtomicUsize::new(0),
             in_flight: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             released: Notify::new(),
             retries_active: AtomicU64::new(0),
             epoch: Instant::now(),
+            site_metrics: metrics.clone(),
             metrics: metrics.pool(&cfg.name),
             affinity: cfg
                 .affinity
                 .as_ref()
-                .map(|a| Affinity::new(a, &cfg, &metrics.features)),
-            backends,
+                .map(|a| Affinity::new(a, &cfg.name, &metrics.features)),
+            backend_tls: std::sync::OnceLock::new(),
+            running: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
             cfg,
         };
-        pool.refresh();
+        let mut backends = carried;
+        for s in &pool.cfg.servers {
+            if !backends.iter().any(|b| b.cfg.id == s.id) {
+                backends.push(pool.make_backend(s.clone(), Origin::Config));
+            }
+        }
+        backends.sort_by_key(|b| b.key);
+        pool.publish(backends, None);
         pool
     }
 
@@ -145,33 +173,42 @@ impl Pool {
         self.epoch.elapsed()
     }
 
-    /// Whether the hashing algorithms need a key.
-    pub(crate) fn needs_hash(&self) -> bool {
-        self.maglev.is_some()
+    /// The current members.
+    pub(crate) fn members(&self) -> Arc<Members> {
+        self.members.load_full()
     }
 
-    /// Picks a server for a request, skipping `exclude` (servers already tried).
+    /// Whether the hashing algorithms need a key.
+    pub(crate) fn needs_hash(&self) -> bool {
+        matches!(
+            self.cfg.algorithm,
+            Algorithm::IpHash | Algorithm::ConsistentHash
+        )
+    }
+
+    /// Picks a server for a request, skipping the servers whose keys are in `exclude` (those
+    /// already tried).
     pub(crate) fn pick(self: &Arc<Self>, hash: u64, exclude: &[usize]) -> Result<Lease, PickError> {
         if self.cfg.max_requests > 0
             && self.in_flight.load(Ordering::Relaxed) >= self.cfg.max_requests as u64
         {
             return Err(PickError::Full);
         }
-        let sel = self.selector.load();
+        let m = self.members.load();
         let mut refused: Vec<usize> = Vec::new();
         loop {
             let eligible = |i: usize| {
-                let b = &self.backends[i];
-                !exclude.contains(&i)
+                let b = &m.backends[i];
+                !exclude.contains(&b.key)
                     && !refused.contains(&i)
                     && !b.is_draining()
                     && b.has_capacity()
-                    && (sel.panic || self.live(b))
+                    && (m.panic || self.live(b))
             };
-            let Some(i) = self.choose(&sel, hash, eligible) else {
-                return Err(self.why_none(&sel, exclude));
+            let Some(i) = self.choose(&m, hash, eligible) else {
+                return Err(self.why_none(&m, exclude));
             };
-            let b = &self.backends[i];
+            let b = &m.backends[i];
             if !b.breaker_closed.load(Ordering::Relaxed) && !b.breaker().try_acquire(self.now()) {
                 refused.push(i);
                 continue;
@@ -180,15 +217,21 @@ impl Pool {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             return Ok(Lease {
                 pool: Arc::clone(self),
-                index: i,
+                index: b.key,
+                backend: Arc::clone(b),
             });
         }
     }
 
-    /// Takes server `i` if it can have a request now (healthy, not draining, below its
-    /// limits, breaker letting it through): the server an affinity cookie names.
-    pub(crate) fn pick_server(self: &Arc<Self>, i: usize) -> Option<Lease> {
-        let b = self.backends.get(i)?;
+    /// Takes the server `wanted` picks out if it can have a request now (healthy, not
+    /// draining, below its limits, breaker letting it through): the server an affinity cookie
+    /// names.
+    pub(crate) fn pick_server(
+        self: &Arc<Self>,
+        wanted: impl Fn(&Backend) -> bool,
+    ) -> Option<Lease> {
+        let m = self.members.load();
+        let b = m.backends.iter().find(|b| wanted(b))?;
         if (self.cfg.max_requests > 0
             && self.in_flight.load(Ordering::Relaxed) >= self.cfg.max_requests as u64)
             || b.is_draining()
@@ -204,8 +247,18 @@ impl Pool {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Some(Lease {
             pool: Arc::clone(self),
-            index: i,
+            index: b.key,
+            backend: Arc::clone(b),
         })
+    }
+
+    /// Sets TLS towards the servers: on every member now and on every one that joins later.
+    pub(crate) fn set_backend_tls(&self, tls: BackendTls) {
+        let _edit = self.edit.lock().unwrap_or_else(|e| e.into_inner());
+        for b in &self.members.load().backends {
+            b.conns.set_tls(tls.clone());
+        }
+        let _ = self.backend_tls.set(tls);
     }
 
     /// Health that can change between snapshots (ejection expiry, breaker, a check verdict).
@@ -220,13 +273,13 @@ impl Pool {
         b.healthy(self.now())
     }
 
-    fn choose(&self, sel: &Selector, hash: u64, eligible: impl Fn(usize) -> bool) -> Option<usize> {
-        let n = self.backends.len();
+    fn choose(&self, m: &Members, hash: u64, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+        let n = m.backends.len();
         match self.cfg.algorithm {
             Algorithm::RoundRobin => {
                 round_robin(self.counter.fetch_add(1, Ordering::Relaxed), n, eligible)
             }
-            Algorithm::WeightedRoundRobin => sel
+            Algorithm::WeightedRoundRobin => m
                 .swrr
                 .pick(self.counter.fetch_add(1, Ordering::Relaxed), &eligible)
                 // Servers the snapshot had at weight 0 (down then) are still candidates in panic
@@ -238,8 +291,8 @@ impl Pool {
                 eligible,
                 |i| {
                     (
-                        self.backends[i].in_flight.load(Ordering::Relaxed),
-                        sel.weights[i].max(1),
+                        m.backends[i].in_flight.load(Ordering::Relaxed),
+                        m.weights[i].max(1),
                     )
                 },
             ),
@@ -247,35 +300,35 @@ impl Pool {
                 let now = self.now().as_nanos() as u64;
                 let decay = self.cfg.latency_decay.as_nanos() as f64;
                 p2c_pick(n, (rand::random(), rand::random()), eligible, |i| {
-                    let b = &self.backends[i];
+                    let b = &m.backends[i];
                     b.ewma.cost(now, decay, b.in_flight.load(Ordering::Relaxed))
-                        / f64::from(sel.weights[i].max(1))
+                        / f64::from(m.weights[i].max(1))
                 })
             }
             Algorithm::IpHash | Algorithm::ConsistentHash => {
-                let m = self.maglev.as_ref()?;
+                let t = m.maglev.as_ref()?;
                 match self.cfg.bounded_load {
-                    None => m.pick(hash, eligible),
+                    None => t.pick(hash, eligible),
                     Some(c) => {
                         let total = self.in_flight.load(Ordering::Relaxed);
-                        m.pick_bounded(hash, c, total, &eligible, |i| {
-                            self.backends[i].in_flight.load(Ordering::Relaxed)
+                        t.pick_bounded(hash, c, total, &eligible, |i| {
+                            m.backends[i].in_flight.load(Ordering::Relaxed)
                         })
                     }
                 }
             }
-            Algorithm::Random => sel
+            Algorithm::Random => m
                 .random
                 .draw_eligible(rand::random(), &eligible)
                 .or_else(|| round_robin(rand::random::<u32>() as usize, n, &eligible)),
         }
     }
 
-    fn why_none(&self, sel: &Selector, exclude: &[usize]) -> PickError {
-        let full = self.backends.iter().enumerate().any(|(i, b)| {
-            !exclude.contains(&i)
+    fn why_none(&self, m: &Members, exclude: &[usize]) -> PickError {
+        let full = m.backends.iter().any(|b| {
+            !exclude.contains(&b.key)
                 && !b.is_draining()
-                && (sel.panic || self.live(b))
+                && (m.panic || self.live(b))
                 && !b.has_capacity()
         });
         if full {
@@ -284,7 +337,6 @@ impl Pool {
             PickError::NoServer
         }
     }
-
     /// [`Pool::pick`], but a request that finds every healthy server at its limit waits (up to
     /// `queue_timeout`, at most `max_pending` waiters) for a slot.
     pub(crate) async fn pick_wait(
@@ -338,8 +390,10 @@ impl Pool {
     }
 
     /// Feeds one attempt's outcome to passive detection, the breaker and the latency estimate.
-    pub(crate) fn record(&self, index: usize, ok: bool, rtt: Option<Duration>) {
-        let b = &self.backends[index];
+    /// `key` names the server; a server that left the pool meanwhile is ignored.
+    pub(crate) fn record(&self, key: usize, ok: bool, rtt: Option<Duration>) {
+        let m = self.members.load();
+        let Some(b) = m.find(key) else { return };
         b.requests.fetch_add(1, Ordering::Relaxed);
         // Only least-time reads the estimate; the others skip the clock read.
         if let Some(rtt) = rtt.filter(|_| self.cfg.algorithm == Algorithm::LeastTime) {
@@ -371,7 +425,7 @@ impl Pool {
             && fails >= p.consecutive_failures
             && !b.is_ejected(now.as_nanos() as u64)
         {
-            changed |= self.eject(index, now);
+            changed |= self.eject(&m, b, now);
         }
         if b.breaker().on_failure(now) == Some(BreakerState::Open) {
             b.breaker_closed.store(false, Ordering::Relaxed);
@@ -384,18 +438,13 @@ impl Pool {
     }
 
     /// Ejects a server unless that would put more than `max_ejection_percent` of the pool out.
-    fn eject(&self, index: usize, now: Duration) -> bool {
+    fn eject(&self, m: &Members, b: &Backend, now: Duration) -> bool {
         let p = &self.cfg.passive;
         let now_ns = now.as_nanos() as u64;
-        let ejected = self
-            .backends
-            .iter()
-            .filter(|b| b.is_ejected(now_ns))
-            .count();
-        if (ejected + 1) * 100 > p.max_ejection_percent as usize * self.backends.len() {
+        let ejected = m.backends.iter().filter(|b| b.is_ejected(now_ns)).count();
+        if (ejected + 1) * 100 > p.max_ejection_percent as usize * m.backends.len() {
             return false;
         }
-        let b = &self.backends[index];
         let times = b.ejections.fetch_add(1, Ordering::Relaxed) + 1;
         let time = p.base_ejection.saturating_mul(times).min(p.max_ejection);
         b.ejected_until
@@ -407,62 +456,72 @@ impl Pool {
     }
 
     /// Sets a server's active-check verdict.
-    pub(crate) fn set_active(&self, index: usize, up: bool) {
-        self.backends[index].active_up.store(up, Ordering::Relaxed);
-        self.refresh();
-    }
-
-    /// Drains (or undrains) a server: it takes no new requests; in-flight ones finish.
-    pub(crate) fn set_draining(&self, index: usize, draining: bool) {
-        let b = &self.backends[index];
-        b.draining.store(draining, Ordering::Relaxed);
-        if draining {
-            b.conns.clear();
-        }
+    pub(crate) fn set_active(&self, b: &Backend, up: bool) {
+        b.active_up.store(up, Ordering::Relaxed);
         self.refresh();
     }
 
     /// True when the server may take a request as far as health goes (not capacity).
-    pub(crate) fn is_usable(&self, index: usize) -> bool {
-        let b = &self.backends[index];
+    pub(crate) fn is_usable(&self, b: &Backend) -> bool {
         !b.is_draining() && b.healthy(self.now())
     }
 
-    /// Rebuilds the selector when the usable set or the effective weights changed.
+    /// Rebuilds the selector when the usable set or the effective weights changed, and drops
+    /// removed servers whose last lease ended.
     pub(crate) fn refresh(&self) {
-        let now = self.now();
-        let old = self.selector.load();
-        let usable: Vec<bool> = (0..self.backends.len())
-            .map(|i| self.is_usable(i))
-            .collect();
-        for (i, &u) in usable.iter().enumerate() {
-            if u && !old.usable.get(i).copied().unwrap_or(false) {
-                self.backends[i]
-                    .up_since
-                    .store(now.as_nanos() as u64, Ordering::Relaxed);
-                self.seed_latency(i, now);
-            }
-        }
-        let weights: Vec<u32> = self
+        let _edit = self.edit.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.members.load();
+        if old
             .backends
             .iter()
-            .map(|b| self.effective_weight(b, now))
-            .collect();
-        let healthy = usable.iter().filter(|&&u| u).count();
-        let panic = healthy == 0
-            || (healthy as f64) < self.cfg.panic_threshold * self.backends.len() as f64;
+            .any(|b| b.is_removed() && b.in_flight.load(Ordering::Relaxed) == 0)
+        {
+            let kept = self.reap(&old.backends);
+            self.publish(kept, None);
+            return;
+        }
+        let (usable, weights, panic) = self.health(&old.backends);
         if old.usable == usable && old.weights == weights && old.panic == panic {
             return;
         }
         if panic && !old.panic {
-            tracing::warn!(pool = %self.cfg.name, healthy, total = self.backends.len(), "panic mode: balancing over every server");
+            let healthy = usable.iter().filter(|&&u| u).count();
+            tracing::warn!(pool = %self.cfg.name, healthy, total = usable.len(), "panic mode: balancing over every server");
         }
-        self.selector
-            .store(Arc::new(Selector::build(&usable, &weights, panic)));
+        self.members.store(Arc::new(Members::build(
+            old.backends.clone(),
+            old.maglev.clone(),
+            usable,
+            weights,
+            panic,
+        )));
+    }
+
+    /// Usable flags, effective weights and panic mode of `backends` now; starts slow start and
+    /// seeds the latency estimate of each server that became usable.
+    fn health(&self, backends: &[Arc<Backend>]) -> (Vec<bool>, Vec<u32>, bool) {
+        let now = self.now();
+        let usable: Vec<bool> = backends.iter().map(|b| self.is_usable(b)).collect();
+        for (b, &u) in backends.iter().zip(&usable) {
+            if u && !b.was_usable.swap(true, Ordering::Relaxed) {
+                b.up_since.store(now.as_nanos() as u64, Ordering::Relaxed);
+                self.seed_latency(backends, b, now);
+            } else if !u {
+                b.was_usable.store(false, Ordering::Relaxed);
+            }
+        }
+        let weights: Vec<u32> = backends
+            .iter()
+            .map(|b| self.effective_weight(b, now))
+            .collect();
+        let counted = backends.iter().filter(|b| !b.is_removed()).count();
+        let healthy = usable.iter().filter(|&&u| u).count();
+        let panic = healthy == 0 || (healthy as f64) < self.cfg.panic_threshold * counted as f64;
+        (usable, weights, panic)
     }
 
     fn effective_weight(&self, b: &Backend, now: Duration) -> u32 {
-        let w = b.cfg.weight * WEIGHT_SCALE;
+        let w = b.weight() * WEIGHT_SCALE;
         let ss = self.cfg.slow_start;
         if ss.is_zero() || w == 0 {
             return w;
@@ -475,115 +534,62 @@ impl Pool {
 
     /// A server coming (back) up starts from the slowest current estimate in the pool: not 0
     /// (it would be flooded) and not infinity (it would never be tried).
-    fn seed_latency(&self, index: usize, now: Duration) {
+    fn seed_latency(&self, backends: &[Arc<Backend>], me: &Backend, now: Duration) {
         let now_ns = now.as_nanos() as u64;
         let decay = self.cfg.latency_decay.as_nanos() as f64;
-        let worst = self
-            .backends
+        let worst = backends
             .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != index)
-            .map(|(_, b)| b.ewma.estimate(now_ns, decay))
+            .filter(|b| b.key != me.key)
+            .map(|b| b.ewma.estimate(now_ns, decay))
             .fold(0.0f64, f64::max);
         let seed = if worst > 0.0 { worst } else { DEFAULT_RTT_NS };
-        self.backends[index].ewma.observe(seed, now_ns, 0.0);
+        me.ewma.observe(seed, now_ns, 0.0);
     }
 }
 
-impl Selector {
-    fn build(usable: &[bool], weights: &[u32], panic: bool) -> Self {
+impl Members {
+    fn empty() -> Self {
+        Members::build(Vec::new(), None, Vec::new(), Vec::new(), false)
+    }
+
+    fn build(
+        backends: Vec<Arc<Backend>>,
+        maglev: Option<Arc<Maglev>>,
+        usable: Vec<bool>,
+        weights: Vec<u32>,
+        panic: bool,
+    ) -> Self {
         let masked: Vec<u32> = weights
             .iter()
-            .zip(usable)
+            .zip(&usable)
             .map(|(&w, &u)| if u || panic { w } else { 0 })
             .collect();
-        Selector {
-            usable: usable.to_vec(),
-            weights: weights.to_vec(),
-            panic,
+        Members {
             swrr: SmoothWeighted::new(&masked),
             random: WeightedRandom::new(&masked),
+            backends,
+            maglev,
+            usable,
+            weights,
+            panic,
         }
+    }
+
+    /// The server with this key.
+    pub(crate) fn find(&self, key: usize) -> Option<&Arc<Backend>> {
+        self.backends
+            .binary_search_by_key(&key, |b| b.key)
+            .ok()
+            .map(|i| &self.backends[i])
+    }
+
+    /// The server with this id that has not been removed.
+    pub(crate) fn by_id(&self, id: &str) -> Option<&Arc<Backend>> {
+        self.backends
+            .iter()
+            .find(|b| b.cfg.id == id && !b.is_removed())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-    use crate::config::site::parse_site;
-
-    fn pool(toml: &str) -> Arc<Pool> {
-        let cfg = parse_site(Path::new("t.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
-        Arc::new(Pool::new(cfg.pools[0].clone(), &SiteMetrics::new()))
-    }
-
-    fn picks(p: &Arc<Pool>, n: usize) -> Vec<usize> {
-        (0..n)
-            .map(|_| p.pick(0, &[]).map(|l| l.index).unwrap_or(usize::MAX))
-            .collect()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_start_ramps_a_returning_server() {
-        let p = pool(
-            "[pools.p]\nalgorithm = \"weighted-round-robin\"\nslow_start = \"10s\"\n\
-             servers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\ncheck = { tcp = true, initial = \"up\" }\n",
-        );
-        tokio::time::advance(Duration::from_secs(60)).await;
-        p.refresh();
-        assert_eq!(p.selector.load().weights, [16, 16]);
-        p.set_active(1, false);
-        p.set_active(1, true);
-        let w = p.selector.load().weights.clone();
-        assert_eq!(w, [16, 2], "10 % of the weight on return");
-        let back = picks(&p, 18).iter().filter(|&&i| i == 1).count();
-        assert_eq!(back, 2);
-        tokio::time::advance(Duration::from_secs(5)).await;
-        p.refresh();
-        assert_eq!(p.selector.load().weights, [16, 8]);
-        tokio::time::advance(Duration::from_secs(5)).await;
-        p.refresh();
-        assert_eq!(p.selector.load().weights, [16, 16]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ejection_grows_with_each_ejection_and_expires() {
-        let p = pool(
-            "[pools.p]\nservers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\
-             passive = { consecutive_failures = 2, base_ejection = \"10s\", max_ejection = \"15s\" }\n\
-             breaker = { failures = 0 }\n",
-        );
-        p.record(0, false, None);
-        p.record(0, false, None);
-        assert!(picks(&p, 4).iter().all(|&i| i == 1), "ejected");
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(picks(&p, 4).contains(&0), "back after base_ejection");
-        p.record(0, false, None);
-        p.record(0, false, None);
-        tokio::time::advance(Duration::from_secs(14)).await;
-        assert!(
-            !picks(&p, 4).contains(&0),
-            "second ejection lasts 2 × 10 s, capped at 15 s"
-        );
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(picks(&p, 4).contains(&0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn panic_threshold_fails_open() {
-        let p = pool(
-            "[pools.p]\npanic_threshold = 0.5\n\
-             servers = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\ncheck = { tcp = true, initial = \"up\" }\n",
-        );
-        p.set_active(0, false);
-        assert!(!picks(&p, 6).contains(&0), "2 of 3 healthy: no panic");
-        p.set_active(1, false);
-        let got = picks(&p, 6);
-        assert!(
-            got.contains(&0) && got.contains(&1),
-            "1 of 3 < 50 %: every server: {got:?}"
-        );
-    }
-}
+mod tests;

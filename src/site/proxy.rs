@@ -172,9 +172,10 @@ impl Proxy {
                 }
             }
             never_left = false;
-            let preferred = prefer
-                .filter(|_| attempt == 0)
-                .and_then(|i| pool.pick_server(i));
+            let preferred = match (affinity, prefer) {
+                (Some(a), Some(k)) if attempt == 0 => pool.pick_server(|b| a.names(k, b)),
+                _ => None,
+            };
             let picked = match preferred {
                 Some(l) => Ok(l),
                 None => pool.pick_wait(p.hash, &tried[..attempt]).await,
@@ -219,9 +220,9 @@ impl Proxy {
                         last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
                         continue;
                     }
-                    let server = lease.index;
+                    let server = affinity.map(|a| a.key(&lease.backend().cfg.id));
                     let mut r = respond(resp, tx, lease);
-                    if let Some(a) = affinity {
+                    if let (Some(a), Some(server)) = (affinity, server) {
                         a.answered(r.headers_mut(), prefer, server, p.secure);
                     }
                     return r;

@@ -25,6 +25,15 @@ impl RiseFall {
         }
     }
 
+    /// A machine that has already seen checks (a check task restarted by a reload): the next
+    /// result counts towards rise/fall instead of deciding at once.
+    pub fn resumed(up: bool, rise: u32, fall: u32) -> Self {
+        RiseFall {
+            checked: true,
+            ..RiseFall::new(up, rise, fall)
+        }
+    }
+
     /// Current verdict.
     pub fn is_up(&self) -> bool {
         self.up

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,10 +20,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::front::Front;
 use super::headers::Client;
 use super::io::Counted;
 use super::proxy::Proxy;
-use super::{Listeners, SiteError, SiteState, admin, checker};
+use super::reload::{ReloadRequests, Reloader};
+use super::{Listeners, SiteError, SiteState, admin, api};
 use crate::config::site::{ListenerConfig, SiteConfig};
 
 /// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
@@ -34,6 +37,7 @@ pub(crate) async fn run(
     state: Arc<SiteState>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
+    reloads: ReloadRequests,
 ) -> Result<(), SiteError> {
     if listeners.http.len() != cfg.listeners.len() {
         return Err(SiteError::Listeners(format!(
@@ -42,62 +46,56 @@ pub(crate) async fn run(
             listeners.http.len()
         )));
     }
-    let acceptors = super::tls::start(&cfg, &state)?;
-    let mut background = JoinSet::new();
-    if acceptors.iter().any(Option::is_some) {
-        background.spawn(super::tls::reload_on_sighup(Arc::clone(&state)));
+    // Everything that reads files first: a missing certificate stops the site before it serves.
+    let mut tls = Vec::with_capacity(cfg.listeners.len());
+    for lc in &cfg.listeners {
+        tls.push(super::tls::prepare_listener(lc, &state.metrics.features)?);
     }
-    for pool in &state.pools {
-        if let Some(check) = &pool.cfg.check {
-            for i in 0..pool.backends.len() {
-                background.spawn(checker::run(Arc::clone(pool), i, check.clone()));
-            }
+    for (pool, pc) in state.pools().iter().zip(&cfg.pools) {
+        if let Some(t) = super::tls::prepare_pool(pc)? {
+            pool.set_backend_tls(t);
         }
-        let pool = Arc::clone(pool);
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(MAINTENANCE_TICK);
-            loop {
-                tick.tick().await;
+    }
+    let mut background = JoinSet::new();
+    for pool in state.pools().iter() {
+        state.start_pool(pool);
+    }
+    // One tick for every pool there is (a reload swaps the list).
+    let ticked = Arc::clone(&state);
+    background.spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        loop {
+            tick.tick().await;
+            for pool in ticked.pools().iter() {
                 pool.refresh();
             }
-        });
-    }
+        }
+    });
     if let Some(admin) = listeners.admin {
         background.spawn(admin_loop(admin, Arc::clone(&state)));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut accept = JoinSet::new();
-    for (i, ((l, lc), tls)) in listeners
-        .http
-        .into_iter()
-        .zip(&cfg.listeners)
-        .zip(acceptors)
-        .enumerate()
-    {
-        let proxy = Arc::new(Proxy {
-            pool: Arc::clone(&state.pools[lc.pool]),
-            ids: Arc::clone(&state.ids),
-            max_body: lc.max_body_bytes,
-            features: state.features.get(i).cloned().flatten(),
-        });
-        let hs = super::tls::Handshakes::new(&state.metrics.features, &lc.bind.to_string());
-        let tls = tls.map(|a| (a, hs));
-        accept.spawn(accept_loop(l, lc.clone(), proxy, tls, stop_rx.clone()));
+    let mut front = Front::new(Arc::clone(&state), stop_rx);
+    let pools = state.pools();
+    for ((l, lc), tls) in listeners.http.into_iter().zip(&cfg.listeners).zip(tls) {
+        front.start(lc.clone(), Arc::new(l), &pools, tls);
     }
-    drop(stop_rx);
     tracing::info!(
         listeners = cfg.listeners.len(),
-        pools = state.pools.len(),
+        pools = state.pools().len(),
         "site serving"
     );
+    front.publish();
 
-    shutdown.await;
+    // Serves, applying reloads, until the shutdown future completes.
+    let mut reloader = Reloader::new(cfg, front, reloads);
+    let cfg = reloader.serve(&state, shutdown).await;
     state.draining.store(true, Ordering::Relaxed);
     tracing::info!(delay = ?cfg.shutdown.delay, grace = ?cfg.shutdown.grace, "draining");
     tokio::time::sleep(cfg.shutdown.delay).await;
     let _ = stop_tx.send(true);
     // Accept loops return at once; connection tasks finish their requests.
-    while accept.join_next().await.is_some() {}
+    reloader.front.join().await;
     if tokio::time::timeout(cfg.shutdown.grace, stop_tx.closed())
         .await
         .is_err()
@@ -105,14 +103,17 @@ pub(crate) async fn run(
         tracing::warn!(grace = ?cfg.shutdown.grace, "grace time over; closing remaining connections");
     }
     background.abort_all();
+    for pool in state.pools().iter() {
+        pool.stop();
+    }
     tracing::info!("site stopped");
     Ok(())
 }
 
-async fn accept_loop(
-    l: TcpListener,
+pub(crate) async fn accept_loop(
+    l: Arc<TcpListener>,
     lc: ListenerConfig,
-    proxy: Arc<Proxy>,
+    proxy: Arc<ArcSwap<Proxy>>,
     tls: Option<(TlsAcceptor, super::tls::Handshakes)>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -195,7 +196,8 @@ type Builders = (
 
 /// What serving one client connection needs beside its socket.
 struct ClientConn {
-    proxy: Arc<Proxy>,
+    /// Read per request: a reload that restarts the listener swaps it.
+    proxy: Arc<ArcSwap<Proxy>>,
     builders: Arc<Builders>,
     stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
@@ -219,7 +221,7 @@ where
     let client = Arc::new(client);
     let act = Arc::clone(&activity);
     let svc = service_fn(move |req| {
-        let proxy = Arc::clone(&proxy);
+        let proxy = proxy.load_full();
         let client = Arc::clone(&client);
         let act = Arc::clone(&act);
         act.started.fetch_add(1, Ordering::Relaxed);
@@ -328,9 +330,15 @@ async fn admin_loop(l: TcpListener, state: Arc<SiteState>) {
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(admin::handle(&state, &req)) }
+                async move {
+                    Ok::<_, Infallible>(if api::is_api(req.uri().path()) {
+                        api::handle(&state, peer, req).await
+                    } else {
+                        admin::handle(&state, &req)
+                    })
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);

@@ -89,6 +89,7 @@ const SCHEMAS: &[Schema] = &[
             ("listeners.routes.query", "### `routes.query`"),
             ("listeners.routes.rate_limit", "### `rate_limit`"),
             ("listeners.routes.split", "### `routes.split`"),
+            ("pools.NAME.discovery", "### `discovery`"),
         ],
     },
 ];
@@ -188,6 +189,9 @@ cookie = "srv"
 [pools.web.tls]
 ca = "ca.pem"
 @pools.NAME.tls@
+[pools.web.discovery]
+file = "servers.toml"
+@pools.NAME.discovery@
 "#;
 
 const ZONE_TEMPLATE: &str = r#"

@@ -11,29 +11,42 @@ use crate::support::{TestBackend, TestSite};
 async fn site_metrics_are_documented_and_promtool_accepts_them() {
     let a = TestBackend::start("a").await;
     let b = TestBackend::start("b").await;
-    // Every listener feature and a TLS listener, so that every family has series.
+    // Every listener feature, a TLS listener, a TCP listener and a discovered pool, so that
+    // every family has series.
     let pki = crate::support::tls::Pki::new();
     let leaf = pki.leaf("site", &["site.test"]);
+    let t = crate::support::tcp::TcpBackend::start("t").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers = dir.path().join("servers.toml");
+    std::fs::write(&servers, format!("servers = [\"{}\"]\n", t.addr)).expect("write");
     let site = TestSite::start(&format!(
         "[admin]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
          rate_limit = {{ rate = 1000 }}\ncompression = {{}}\ncache = {{}}\n\
          [[listeners.routes]]\npath = \"/split\"\nsplit = [{{ pool = \"p\", weight = 1 }}, {{ pool = \"q\", weight = 1 }}]\n\
+         [[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"d\"\n\
          [[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
          tls = {{ certificates = [{{ cert = {:?}, key = {:?} }}] }}\n\
          [pools.p]\nservers = [\"{}\", \"{}\"]\nretry = {{ attempts = 1 }}\n\
          affinity = {{ cookie = \"srv\" }}\n\
-         [pools.q]\nservers = [\"{}\"]\n",
+         [pools.q]\nservers = [\"{}\"]\n\
+         [pools.d]\ndiscovery = {{ file = \"{}\", interval = \"50ms\" }}\n",
         leaf.cert.display().to_string(),
         leaf.key.display().to_string(),
         a.addr,
         b.addr,
-        a.addr
+        a.addr,
+        servers.display()
     ))
     .await;
     for _ in 0..4 {
         let (status, _) = site.get("/").await;
         assert_eq!(status, 200);
     }
+    let tcp = site.addrs[1];
+    crate::support::poll_until(5, || async {
+        tokio::net::TcpStream::connect(tcp).await.is_ok() && t.accepted() > 0
+    })
+    .await;
     let (status, _, body) =
         crate::support::site::get(&site.client, &site.admin_url("/metrics")).await;
     assert_eq!(status, 200);

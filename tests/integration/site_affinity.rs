@@ -19,7 +19,7 @@ async fn backends() -> Vec<TestBackend> {
 
 fn toml(b: &[TestBackend], extra: &str) -> String {
     format!(
-        "[admin]\nbind = \"127.0.0.1:0\"\n\
+        "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n\
          [[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"web\"\n\
          [pools.web]\nservers = [{}]\n{extra}\n",
         b.iter()
@@ -94,9 +94,10 @@ async fn a_drained_server_lets_its_clients_go() {
     let site = TestSite::start(&toml(&b, "affinity = { cookie = \"srv\" }")).await;
     let (first, cookie) = get(&site, None).await;
     let cookie = cookie.expect("cookie");
-    let url = site.admin_url(&format!("/drain?pool=web&server={first}"));
-    let req = Request::post(url)
-        .body(Full::<Bytes>::default())
+    let url = site.admin_url(&format!("/api/pools/web/servers/{first}"));
+    let req = Request::patch(url)
+        .header("authorization", "Bearer t0ken")
+        .body(Full::<Bytes>::from(r#"{"state":"drain"}"#))
         .expect("req");
     assert_eq!(request(&site.client, req).await.0.as_u16(), 200);
     let (moved, set) = get(&site, Some(&cookie)).await;

@@ -18,7 +18,7 @@ async fn backends(n: usize) -> Vec<TestBackend> {
 
 fn site_toml(pool: &str, servers: &[String]) -> String {
     format!(
-        "[admin]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\n{pool}\nservers = [{}]\n",
+        "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\n{pool}\nservers = [{}]\n",
         servers.join(", ")
     )
 }
@@ -179,6 +179,7 @@ async fn consistent_hash_by_header_spreads_and_only_moves_the_lost_servers_keys(
     let (s, _, _) = request(
         &site.client,
         Request::post(site.admin_url("/drain?pool=p&server=") + &b[1].addr.to_string())
+            .header("authorization", "Bearer t0ken")
             .body(Full::default())
             .expect("req"),
     )

@@ -17,7 +17,7 @@ use crate::support::{TestBackend, TestSite, poll_until, request};
 fn toml(extra: &str, b: &[&TestBackend]) -> String {
     let servers: Vec<String> = b.iter().map(|b| format!("\"{}\"", b.addr)).collect();
     format!(
-        "[admin]\nbind = \"127.0.0.1:0\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\nservers = [{}]\n{extra}\n",
+        "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\nservers = [{}]\n{extra}\n",
         servers.join(", ")
     )
 }
@@ -48,6 +48,7 @@ async fn a_drained_server_finishes_in_flight_requests_and_takes_no_new_ones() {
     let (s, _, _) = request(
         &site.client,
         Request::post(site.admin_url(&format!("/drain?pool=p&server={}", busy.addr)))
+            .header("authorization", "Bearer t0ken")
             .body(Full::default())
             .expect("req"),
     )

@@ -13,7 +13,7 @@ use crate::config::error::Collector;
 
 /// What a listener does beyond forwarding to one pool. `None` on a listener when nothing here
 /// is configured, so the plain path does no work for them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpFeatures {
     /// Ordered routing rules; the first that matches wins.
     pub routes: Vec<RouteRule>,

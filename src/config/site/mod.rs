@@ -2,7 +2,10 @@
 //! breakers, retries, the admin listener). Same two stages as zone files: raw serde structs with
 //! spans, then a validated [`SiteConfig`]. The reference is `docs/site-file.md`.
 
+mod api;
+mod discovery;
 mod features;
+mod l4;
 mod l7;
 pub mod model;
 mod pool;
@@ -13,6 +16,9 @@ mod validate;
 
 use std::path::Path;
 
+pub use api::ApiConfig;
+pub use discovery::{DiscoveryConfig, DiscoverySource, RecordKind, parse_server_list};
+pub use l4::{L4Options, ProxyVersion};
 pub use l7::*;
 pub use model::*;
 pub use route::*;

@@ -36,6 +36,8 @@ impl SiteConfig {
 pub struct AdminConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// Who may call the runtime API.
+    pub api: super::api::ApiConfig,
 }
 
 /// Graceful shutdown.
@@ -53,10 +55,12 @@ pub struct ShutdownConfig {
 pub enum Protocol {
     /// HTTP/1.1 and, when enabled, HTTP/2 with prior knowledge (h2c).
     Http,
+    /// Plain TCP (L4): each connection is relayed to one server.
+    Tcp,
 }
 
 /// A client-facing listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
@@ -78,6 +82,28 @@ pub struct ListenerConfig {
     /// routes, `pool` is the default pool if the listener names one (see
     /// [`super::HttpFeatures::default_pool`]).
     pub features: Option<Box<super::HttpFeatures>>,
+    /// Options of `tcp` listeners (defaults for `http` ones).
+    pub l4: super::l4::L4Options,
+}
+
+impl ListenerConfig {
+    /// Every pool the listener sends to (its pool, and its routes' and splits' pools), as
+    /// indexes into [`SiteConfig::pools`]; sorted, no duplicates.
+    pub fn pools_used(&self) -> Vec<usize> {
+        let mut out = vec![self.pool];
+        if let Some(f) = &self.features {
+            out.extend(f.default_pool);
+            for r in &f.routes {
+                match &r.action {
+                    super::RouteAction::Pool(p) => out.push(*p),
+                    super::RouteAction::Split(s) => out.extend(s.variants.iter().map(|v| v.0)),
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// How a pool picks a server.
@@ -137,7 +163,7 @@ pub enum HashKey {
 }
 
 /// A backend pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// Name, from `[pools.NAME]`.
     pub name: String,
@@ -175,6 +201,8 @@ pub struct PoolConfig {
     pub affinity: Option<super::AffinityConfig>,
     /// TLS towards the servers, if any.
     pub tls: Option<super::BackendTlsConfig>,
+    /// Where servers are found at run time (beside `servers`), if anywhere.
+    pub discovery: Option<super::discovery::DiscoveryConfig>,
 }
 
 /// One backend server.

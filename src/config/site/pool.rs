@@ -28,7 +28,11 @@ pub(crate) fn build(
         .bounded_load
         .as_ref()
         .map(|b| float(c, Some(b), &key("bounded_load"), 1.0..=100.0, 1.25));
-    let servers = servers(c, r, &item);
+    let servers = servers(c, r, &raw.span(), &item);
+    let discovery = r
+        .discovery
+        .as_ref()
+        .map(|d| super::discovery::build(c, d, &key("discovery")));
     let check = r.check.as_ref().map(|ch| check(c, ch, &key("check")));
     let initial_check_up = check.as_ref().map(|ch| ch.initial_up);
     let servers = servers
@@ -73,7 +77,13 @@ pub(crate) fn build(
             0.0..=1.0,
             0.0,
         ),
-        slow_start: duration(c, r.slow_start.as_ref(), &key("slow_start"), Duration::ZERO),
+        // Servers found by discovery come and go all day: they ramp up by default.
+        slow_start: duration(
+            c,
+            r.slow_start.as_ref(),
+            &key("slow_start"),
+            super::discovery::default_slow_start(discovery.as_ref()),
+        ),
         latency_decay: duration(
             c,
             r.latency_decay.as_ref(),
@@ -91,6 +101,7 @@ pub(crate) fn build(
             .map(|a| super::l7::affinity(c, a, &item)),
         // Needs the site file's path: filled in by `validate`.
         tls: None,
+        discovery,
     })
 }
 
@@ -144,13 +155,33 @@ fn hash_key(c: &mut Collector<'_>, r: &RawPool, item: &str, alg: Algorithm) -> H
     }
 }
 
-fn servers(c: &mut Collector<'_>, r: &RawPool, item: &str) -> Vec<ServerConfig> {
-    if r.servers.get_ref().is_empty() {
-        c.err(&r.servers.span(), item, "a pool needs at least one server");
+fn servers(
+    c: &mut Collector<'_>,
+    r: &RawPool,
+    span: &std::ops::Range<usize>,
+    item: &str,
+) -> Vec<ServerConfig> {
+    let Some(list) = &r.servers else {
+        if r.discovery.is_none() {
+            c.err(span, item, "a pool needs `servers` or `discovery`");
+        }
+        return Vec::new();
+    };
+    if list.get_ref().is_empty() && r.discovery.is_none() {
+        c.err(&list.span(), item, "a pool needs at least one server");
     }
+    server_list(c, list.get_ref(), item)
+}
+
+/// Servers as written in a pool (or a discovery file): each validated, ids unique.
+pub(crate) fn server_list(
+    c: &mut Collector<'_>,
+    list: &[Spanned<RawServer>],
+    item: &str,
+) -> Vec<ServerConfig> {
     let mut out: Vec<ServerConfig> = Vec::new();
     let mut ids = HashSet::new();
-    for s in r.servers.get_ref() {
+    for s in list {
         let Some(server) = server(c, s, item) else {
             continue;
         };

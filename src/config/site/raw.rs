@@ -27,6 +27,10 @@ pub(crate) struct RawSite {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) bind: Spanned<String>,
+    // The runtime API (see `api.rs`).
+    pub(crate) token: Option<Spanned<String>>,
+    pub(crate) token_file: Option<Spanned<String>>,
+    pub(crate) api_allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +55,12 @@ pub(crate) struct RawListener {
     pub(crate) rate_limit: Option<Spanned<RawRateLimit>>,
     pub(crate) compression: Option<Spanned<RawCompression>>,
     pub(crate) cache: Option<Spanned<RawCache>>,
+    // `protocol = "tcp"` only (see `l4.rs`).
+    pub(crate) idle_timeout: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) accept_proxy: Option<Spanned<bool>>,
+    pub(crate) send_proxy: Option<Spanned<String>>,
+    pub(crate) splice: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +69,8 @@ pub(crate) struct RawPool {
     pub(crate) algorithm: Option<Spanned<String>>,
     pub(crate) hash_key: Option<Spanned<String>>,
     pub(crate) bounded_load: Option<Spanned<f64>>,
-    pub(crate) servers: Spanned<Vec<Spanned<RawServer>>>,
+    pub(crate) servers: Option<Spanned<Vec<Spanned<RawServer>>>>,
+    pub(crate) discovery: Option<Spanned<super::discovery::RawDiscovery>>,
     pub(crate) max_requests: Option<Spanned<i64>>,
     pub(crate) max_pending: Option<Spanned<i64>>,
     pub(crate) queue_timeout: Option<Spanned<String>>,

@@ -13,7 +13,7 @@ use super::validate::{int, or_none};
 use crate::config::error::Collector;
 
 /// One routing rule: every matcher given must match; then the request goes to `action`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteRule {
     /// Name in metrics and `/status` (default `route1`, `route2`, ... in file order).
     pub name: String,
@@ -53,6 +53,18 @@ pub enum PathMatch {
     Prefix(String),
     /// Paths the regular expression matches (anchor it with `^`/`$` as needed).
     Regex(Regex),
+}
+
+/// Regular expressions compare by their source text (what a reload diff needs).
+impl PartialEq for PathMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+            (PathMatch::Prefix(a), PathMatch::Prefix(b)) => a == b,
+            (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
 }
 
 /// A header condition.

@@ -27,10 +27,10 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
         .threads
         .as_ref()
         .map(|t| int(c, Some(t), "threads", 1..=1024, 1) as usize);
-    let admin = raw
-        .admin
-        .as_ref()
-        .and_then(|a| addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind }));
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let api = super::api::build(c, file, a.get_ref());
+        addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind, api })
+    });
     let shutdown = match &raw.shutdown {
         None => ShutdownConfig {
             delay: Duration::ZERO,
@@ -91,14 +91,14 @@ fn listener(
     let bind = addr(c, &r.bind, &item);
     let protocol = match r.protocol.as_ref().map(|p| p.get_ref().as_str()) {
         None | Some("http") => Protocol::Http,
+        Some("tcp") => Protocol::Tcp,
         Some(other) => {
             let span = r.protocol.as_ref().map_or(raw.span(), |p| p.span());
-            let msg = if other == "tcp" {
-                "protocol \"tcp\" (L4) is not supported yet; use \"http\"".to_string()
-            } else {
-                format!("unknown protocol {other:?} (known: http)")
-            };
-            c.err(&span, &item, msg);
+            c.err(
+                &span,
+                &item,
+                format!("unknown protocol {other:?} (known: http, tcp)"),
+            );
             Protocol::Http
         }
     };
@@ -118,9 +118,14 @@ fn listener(
         }
         i
     });
+    let l4 = super::l4::build(c, r, &item, protocol);
     let features = features::build(c, raw, site, &item, pool);
-    if r.pool.is_none() && features.as_ref().is_none_or(|f| f.routes.is_empty()) {
-        c.err(&raw.span(), &item, "a listener needs a pool (or routes)");
+    if r.pool.is_none() {
+        if protocol == Protocol::Tcp {
+            c.err(&raw.span(), &item, "a tcp listener needs a pool");
+        } else if features.as_ref().is_none_or(|f| f.routes.is_empty()) {
+            c.err(&raw.span(), &item, "a listener needs a pool (or routes)");
+        }
     }
     // With routes and no default pool, `pool` only has to name some valid pool.
     let pool = pool.or_else(|| features.as_ref().and_then(|f| features::first_pool(f)));
@@ -155,6 +160,7 @@ fn listener(
         max_body_bytes,
         tls,
         features,
+        l4,
     })
 }
 

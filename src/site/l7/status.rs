@@ -8,9 +8,9 @@ use crate::site::SiteState;
 use crate::site::tls::CertInfo;
 
 #[derive(Debug, Serialize)]
-struct RouteStatus<'a> {
-    name: &'a str,
-    pools: Vec<&'a str>,
+struct RouteStatus {
+    name: String,
+    pools: Vec<String>,
     requests: u64,
     rate_limited: u64,
     clients_tracked: Option<u64>,
@@ -28,14 +28,14 @@ struct CacheStatus {
 
 /// One listener's section of `/status`.
 #[derive(Debug, Serialize)]
-pub(crate) struct FeatureStatus<'a> {
-    listener: &'a str,
+pub(crate) struct FeatureStatus {
+    listener: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificates: Option<Vec<CertInfo>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    routes: Vec<RouteStatus<'a>>,
+    routes: Vec<RouteStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    default_pool: Option<&'a str>,
+    default_pool: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit_clients: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,15 +45,15 @@ pub(crate) struct FeatureStatus<'a> {
 }
 
 impl Features {
-    pub(crate) fn status(&self, certificates: Option<Vec<CertInfo>>) -> FeatureStatus<'_> {
+    pub(crate) fn status(&self, certificates: Option<Vec<CertInfo>>) -> FeatureStatus {
         let routes = self
             .routes
             .iter()
             .map(|r| RouteStatus {
-                name: &r.rule.name,
+                name: r.rule.name.clone(),
                 pools: match &r.target {
-                    Target::Pool(p) => vec![p.cfg.name.as_str()],
-                    Target::Split(s, _, _) => s.names().iter().map(|n| n.as_str()).collect(),
+                    Target::Pool(p) => vec![p.cfg.name.clone()],
+                    Target::Split(s, _, _) => s.names().to_vec(),
                 },
                 requests: r.routed.get(),
                 rate_limited: r.limited.get(),
@@ -62,10 +62,10 @@ impl Features {
             .collect();
         let m = &self.cache_counts;
         FeatureStatus {
-            listener: &self.listener,
+            listener: self.listener.clone(),
             certificates,
             routes,
-            default_pool: self.default.as_ref().map(|p| p.cfg.name.as_str()),
+            default_pool: self.default.as_ref().map(|p| p.cfg.name.clone()),
             rate_limit_clients: self.limit.as_ref().map(|l| l.tracked()),
             compression: self.compress.as_ref().map(|c| c.codings()),
             cache: self.cache.as_ref().map(|c| {
@@ -100,9 +100,9 @@ impl Features {
 }
 
 /// A TLS-only listener's section.
-fn tls_only<'a>(listener: &'a str, certificates: Vec<CertInfo>) -> FeatureStatus<'a> {
+fn tls_only(listener: &str, certificates: Vec<CertInfo>) -> FeatureStatus {
     FeatureStatus {
-        listener,
+        listener: listener.to_string(),
         certificates: Some(certificates),
         routes: Vec::new(),
         default_pool: None,
@@ -113,21 +113,16 @@ fn tls_only<'a>(listener: &'a str, certificates: Vec<CertInfo>) -> FeatureStatus
 }
 
 /// The `/status` sections of every listener with TLS or features, in listener order.
-pub(crate) fn listener_status(site: &SiteState) -> Vec<FeatureStatus<'_>> {
+pub(crate) fn listener_status(site: &SiteState) -> Vec<FeatureStatus> {
     let mut out = Vec::new();
-    for (i, f) in site.features.iter().enumerate() {
-        let certs = site.certs.infos(i);
-        match (f, certs) {
+    for l in site.listeners.load().iter() {
+        let certs = l
+            .tls
+            .as_ref()
+            .map(|t| t.resolver.store.load().infos.clone());
+        match (&l.features, certs) {
             (Some(f), certs) => out.push(f.status(certs)),
-            (None, Some(certs)) => {
-                let name = site
-                    .certs
-                    .listeners
-                    .iter()
-                    .find(|(idx, ..)| *idx == i)
-                    .map_or("", |(_, n, ..)| n.as_str());
-                out.push(tls_only(name, certs));
-            }
+            (None, Some(certs)) => out.push(tls_only(&l.name, certs)),
             (None, None) => {}
         }
     }

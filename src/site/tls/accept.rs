@@ -1,5 +1,6 @@
-//! The TLS side of a listener: loading certificates when the site starts, the handshake of each
-//! client connection (bounded by the listener's `header_timeout`), and reloading on SIGHUP.
+//! The TLS side of a listener: loading certificates when the listener starts (site start or a
+//! reload that restarts it), and the handshake of each client connection (bounded by the
+//! listener's `header_timeout`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::certs::{CertStore, server_config};
+use super::certs::{CertStore, Resolver, TlsListener, server_config};
 use super::{BackendTls, TlsError};
-use crate::config::site::SiteConfig;
+use crate::config::site::{ListenerConfig, PoolConfig};
+use crate::site::SiteError;
 use crate::site::l7::metrics::FeatureMetrics;
-use crate::site::{SiteError, SiteState};
 
 /// Handshake counters of one listener, resolved once.
 #[derive(Debug)]
@@ -38,41 +39,52 @@ impl Handshakes {
     }
 }
 
-/// Loads every listener's certificates and every pool's CA; the acceptors by listener.
-pub(crate) fn start(
-    cfg: &SiteConfig,
-    state: &SiteState,
-) -> Result<Vec<Option<TlsAcceptor>>, SiteError> {
-    for (pool, pc) in state.pools.iter().zip(&cfg.pools) {
-        if let Some(t) = &pc.tls {
-            let tls =
-                BackendTls::load(t).map_err(|e| tls_err(&format!("pool {:?}", pc.name), e))?;
-            for b in &pool.backends {
-                b.conns.set_tls(tls.clone());
-            }
-        }
+/// A TLS listener ready to accept: its acceptor, its handshake counters, and what a
+/// certificate reload needs.
+pub(crate) struct ListenerTls {
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) handshakes: Handshakes,
+    pub(crate) certs: Arc<TlsListener>,
+}
+
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerTls")
+            .field("certs", &self.certs)
+            .finish_non_exhaustive()
     }
-    let mut out = Vec::new();
-    for (i, lc) in cfg.listeners.iter().enumerate() {
-        let Some(t) = &lc.tls else {
-            out.push(None);
-            continue;
-        };
-        let item = format!("listener {}", lc.bind);
-        let resolver = state
-            .certs
-            .listeners
-            .iter()
-            .find(|(idx, ..)| *idx == i)
-            .map(|(.., r)| Arc::clone(r))
-            .ok_or_else(|| SiteError::Listeners(format!("{item}: no certificate resolver")))?;
-        let store = CertStore::load(t).map_err(|e| tls_err(&item, e))?;
-        state.certs.publish(&store, &lc.bind.to_string());
-        resolver.store.store(Arc::new(store));
-        let sc = server_config(t, lc.h2, resolver).map_err(|e| tls_err(&item, e))?;
-        out.push(Some(TlsAcceptor::from(sc)));
-    }
-    Ok(out)
+}
+
+/// Loads a listener's certificates (when it has TLS) and builds its acceptor.
+pub(crate) fn prepare_listener(
+    lc: &ListenerConfig,
+    m: &FeatureMetrics,
+) -> Result<Option<ListenerTls>, SiteError> {
+    let Some(t) = &lc.tls else {
+        return Ok(None);
+    };
+    let item = format!("listener {}", lc.bind);
+    let store = CertStore::load(t).map_err(|e| tls_err(&item, e))?;
+    let resolver = Arc::new(Resolver::new(store));
+    let sc = server_config(t, lc.h2, Arc::clone(&resolver)).map_err(|e| tls_err(&item, e))?;
+    let name = lc.bind.to_string();
+    Ok(Some(ListenerTls {
+        acceptor: TlsAcceptor::from(sc),
+        handshakes: Handshakes::new(m, &name),
+        certs: Arc::new(TlsListener {
+            name,
+            cfg: t.clone(),
+            resolver,
+        }),
+    }))
+}
+
+/// Loads a pool's CA for TLS towards its servers, when it has one.
+pub(crate) fn prepare_pool(pc: &PoolConfig) -> Result<Option<BackendTls>, SiteError> {
+    pc.tls
+        .as_ref()
+        .map(|t| BackendTls::load(t).map_err(|e| tls_err(&format!("pool {:?}", pc.name), e)))
+        .transpose()
 }
 
 fn tls_err(item: &str, e: TlsError) -> SiteError {
@@ -107,29 +119,5 @@ where
             tracing::debug!(client = %peer, "TLS handshake timed out");
             None
         }
-    }
-}
-
-/// Reloads the certificates on every SIGHUP, for the life of the site.
-pub(crate) async fn reload_on_sighup(state: Arc<SiteState>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
-                return;
-            }
-        };
-        while hup.recv().await.is_some() {
-            // Failures are logged and counted by `reload`; the old certificates stay.
-            let _ = state.certs.reload();
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = state;
-        std::future::pending::<()>().await;
     }
 }

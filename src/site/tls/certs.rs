@@ -14,7 +14,7 @@ use rustls::sign::CertifiedKey;
 use serde::Serialize;
 
 use super::{TlsError, provider};
-use crate::config::site::{CertFiles, SiteConfig, TlsConfig, TlsVersion};
+use crate::config::site::{CertFiles, TlsConfig, TlsVersion};
 use crate::site::l7::metrics::FeatureMetrics;
 
 /// What `/status` shows of one certificate.
@@ -198,40 +198,47 @@ pub(crate) fn server_config(
     Ok(Arc::new(sc))
 }
 
-/// Reloads the certificates of every TLS listener (SIGHUP). Cheap to clone.
+/// A running TLS listener's certificate settings and the resolver its handshakes use.
+#[derive(Debug)]
+pub(crate) struct TlsListener {
+    /// The listener's address, as in metrics.
+    pub(crate) name: String,
+    pub(crate) cfg: TlsConfig,
+    pub(crate) resolver: Arc<Resolver>,
+}
+
+/// Reloads the certificates of every running TLS listener (a site reload does it too).
+/// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CertReloader {
-    /// (listener index, listener address, its TLS settings, its resolver).
-    pub(crate) listeners: Vec<(usize, String, TlsConfig, Arc<Resolver>)>,
+    /// The running listeners (the front publishes them when listeners start or restart).
+    listeners: Arc<ArcSwap<Vec<Arc<TlsListener>>>>,
     metrics: FeatureMetrics,
 }
 
 impl CertReloader {
-    /// Empty resolvers for the TLS listeners of a site; [`super::start`] fills them.
-    pub(crate) fn new(cfg: &SiteConfig, metrics: &FeatureMetrics) -> Self {
-        let listeners: Vec<(usize, String, TlsConfig, Arc<Resolver>)> = cfg
-            .listeners
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let t = l.tls.as_ref()?;
-                let r = Arc::new(Resolver::new(CertStore::empty()));
-                Some((i, l.bind.to_string(), t.clone(), r))
-            })
-            .collect();
-        if !listeners.is_empty() {
-            for result in ["ok", "error"] {
-                metrics.reloads.with_label_values(&[result]);
-            }
-        }
+    pub(crate) fn new(metrics: &FeatureMetrics) -> Self {
         CertReloader {
-            listeners,
+            listeners: Arc::new(ArcSwap::from_pointee(Vec::new())),
             metrics: metrics.clone(),
         }
     }
 
+    /// The TLS listeners now running; their certificates' expiry gauges are set.
+    pub(crate) fn set(&self, listeners: Vec<Arc<TlsListener>>) {
+        if !listeners.is_empty() {
+            for result in ["ok", "error"] {
+                self.metrics.reloads.with_label_values(&[result]);
+            }
+        }
+        for l in &listeners {
+            self.publish(&l.resolver.store.load(), &l.name);
+        }
+        self.listeners.store(Arc::new(listeners));
+    }
+
     /// Sets the expiry gauges of a listener's certificates.
-    pub(crate) fn publish(&self, store: &CertStore, listener: &str) {
+    fn publish(&self, store: &CertStore, listener: &str) {
         for info in &store.infos {
             self.metrics
                 .cert_expiry
@@ -240,38 +247,47 @@ impl CertReloader {
         }
     }
 
-    /// The certificates in use, by listener index.
-    pub(crate) fn infos(&self, listener: usize) -> Option<Vec<CertInfo>> {
-        self.listeners
-            .iter()
-            .find(|(i, ..)| *i == listener)
-            .map(|(.., r)| r.store.load().infos.clone())
-    }
-
-    /// Reads every listener's files again and swaps in those that load; handshakes already
-    /// done (open connections) are not touched. Returns how many certificates are in use.
-    pub fn reload(&self) -> Result<usize, TlsError> {
-        let mut first_err = None;
-        let mut n = 0;
-        for (_, listener, cfg, resolver) in &self.listeners {
-            match CertStore::load(cfg) {
-                Ok(store) => {
-                    n += store.keys.len();
-                    self.publish(&store, listener);
-                    resolver.store.store(Arc::new(store));
-                    tracing::info!(%listener, "certificates reloaded");
-                }
+    /// Reads the files of the running TLS listeners that `only` accepts (by address); returns
+    /// the new stores, or the first error (nothing is swapped in then).
+    pub(crate) fn load_all(
+        &self,
+        only: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(Arc<TlsListener>, CertStore)>, TlsError> {
+        let list = self.listeners.load();
+        let mut out = Vec::with_capacity(list.len());
+        for l in list.iter().filter(|l| only(&l.name)) {
+            match CertStore::load(&l.cfg) {
+                Ok(store) => out.push((Arc::clone(l), store)),
                 Err(e) => {
-                    tracing::warn!(%listener, error = %e, "certificate reload failed; keeping the old ones");
-                    first_err.get_or_insert(e);
+                    tracing::warn!(listener = %l.name, error = %e, "certificate reload failed; keeping the old ones");
+                    self.metrics.reloads.with_label_values(&["error"]).inc();
+                    return Err(e);
                 }
             }
         }
-        let result = if first_err.is_some() { "error" } else { "ok" };
-        self.metrics.reloads.with_label_values(&[result]).inc();
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(n),
+        Ok(out)
+    }
+
+    /// Swaps in stores read by [`Self::load_all`]; handshakes already done (open connections)
+    /// are not touched. Returns how many certificates are in use.
+    pub(crate) fn install(&self, loaded: Vec<(Arc<TlsListener>, CertStore)>) -> usize {
+        let mut n = 0;
+        let any = !loaded.is_empty();
+        for (l, store) in loaded {
+            n += store.keys.len();
+            self.publish(&store, &l.name);
+            l.resolver.store.store(Arc::new(store));
+            tracing::info!(listener = %l.name, "certificates reloaded");
         }
+        if any {
+            self.metrics.reloads.with_label_values(&["ok"]).inc();
+        }
+        n
+    }
+
+    /// Reads every running TLS listener's files again and swaps them in when all load (else
+    /// none is, and the error is returned). Returns how many certificates are in use.
+    pub fn reload(&self) -> Result<usize, TlsError> {
+        Ok(self.install(self.load_all(|_| true)?))
     }
 }

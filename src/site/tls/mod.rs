@@ -2,8 +2,10 @@
 //! http/1.1, TLS 1.2+ only, certificates reloaded on SIGHUP without touching open
 //! connections) and TLS towards backends verified against a CA file.
 //!
-//! Every file is read when the site starts ([`load`]), by `meridian check`, and on reload;
-//! a reload that fails keeps the certificates in use and is logged and counted.
+//! Every file is read when a listener starts, by `meridian check` ([`preflight`]), and on
+//! every site reload (SIGHUP or the admin API), which re-reads the certificates of listeners
+//! that keep running; a reload whose files do not load changes nothing and is logged and
+//! counted.
 
 mod accept;
 mod certs;
@@ -13,9 +15,9 @@ mod stream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub(crate) use accept::{Handshakes, handshake, reload_on_sighup, start};
+pub(crate) use accept::{Handshakes, ListenerTls, handshake, prepare_listener, prepare_pool};
 pub use certs::CertReloader;
-pub(crate) use certs::{CertInfo, CertStore, Resolver};
+pub(crate) use certs::{CertInfo, CertStore, Resolver, TlsListener};
 pub(crate) use client::BackendTls;
 pub(crate) use stream::BackendStream;
 

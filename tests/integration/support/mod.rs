@@ -4,9 +4,11 @@
 
 pub mod backend;
 pub mod dns;
+pub mod dns_server;
 pub mod health_site;
 pub mod origin;
 pub mod site;
+pub mod tcp;
 pub mod tls;
 
 pub use backend::TestBackend;

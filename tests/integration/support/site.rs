@@ -11,8 +11,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use meridian::config::site::parse_site;
-use meridian::site::{CertReloader, Listeners, Site, SiteError};
+use meridian::config::site::{load_site_file, parse_site};
+use meridian::site::{CertReloader, Listeners, ReloadHandle, Site, SiteError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -21,20 +21,38 @@ pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 #[derive(Debug)]
 pub struct TestSite {
     pub addr: SocketAddr,
+    /// Every client-facing listener, in order (`addr` is the first).
+    pub addrs: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<Result<(), SiteError>>>,
     pub client: HttpClient,
     /// Reloads the TLS listeners' certificates, as SIGHUP does.
     pub certs: CertReloader,
+    pub reload: ReloadHandle,
 }
 
 impl TestSite {
     /// Starts a site from TOML; every `bind` should be `127.0.0.1:0`.
     pub async fn start(toml: &str) -> TestSite {
         let cfg = parse_site(Path::new("test-site.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_cfg(cfg).await
+    }
+
+    /// Starts a site from a file (which reloads re-read).
+    pub async fn start_file(path: &Path) -> TestSite {
+        let cfg = load_site_file(path).unwrap_or_else(|e| panic!("{e}"));
+        Self::start_cfg(cfg).await
+    }
+
+    async fn start_cfg(cfg: meridian::config::site::SiteConfig) -> TestSite {
         let listeners = Listeners::bind(&cfg).await.expect("bind");
-        let addr = listeners.http[0].local_addr().expect("addr");
+        let addrs: Vec<SocketAddr> = listeners
+            .http
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        let addr = addrs[0];
         let admin = listeners
             .admin
             .as_ref()
@@ -42,16 +60,19 @@ impl TestSite {
         let (tx, rx) = oneshot::channel::<()>();
         let site = Site::new(cfg);
         let certs = site.cert_reloader();
+        let reload = site.reload_handle();
         let task = tokio::spawn(site.run(listeners, async {
             let _ = rx.await;
         }));
         TestSite {
             addr,
+            addrs,
             admin,
             stop: Some(tx),
             task: Some(task),
             client: client(),
             certs,
+            reload,
         }
     }
 
