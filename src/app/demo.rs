@@ -143,6 +143,8 @@ fn spawn(exe: &Path, args: &[&str], file: &Path) -> anyhow::Result<Child> {
     Command::new(exe)
         .args(args)
         .arg(file)
+        // The sites' runtime API takes the same throwaway token as the DNS admin API.
+        .env("MERIDIAN_ADMIN_TOKEN", DEMO_TOKEN)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -323,6 +325,16 @@ fn guide(args: &DemoArgs) -> String {
         let _ = writeln!(g, "  # {note} (prints {})", l.expect);
         let _ = writeln!(g, "  {}", l.command);
     }
+    let _ = writeln!(
+        g,
+        "\nTo drain a whole region at its own balancer instead (its status page turns amber and \
+         the DNS prober takes it out of answers within a second), send its runtime API\n  \
+         PUT http://{}/api/site with the body {{\"state\":\"draining\"}} (then \
+         {{\"state\":\"ready\"}}) and the header 'Authorization: Bearer {DEMO_TOKEN}',\n  \
+         or run: MERIDIAN_ADMIN_TOKEN={DEMO_TOKEN} meridian site ctl --admin {} site draining",
+        REGIONS[0].admin(),
+        REGIONS[0].admin()
+    );
     let _ = writeln!(
         g,
         "\nExplain a decision: meridian explain --name www.example.com --client 81.2.69.0/24\n\

@@ -1,5 +1,6 @@
 //! The admin listener: `GET /health` (the report the DNS side's prober reads), `GET /metrics`
-//! (Prometheus), `GET /status` (JSON of pools and servers). Calls that change things are in
+//! (Prometheus), `GET /status` (JSON of pools and servers, or the HTML status page of `page/`
+//! for a browser), `/status.json`, `/status.html`, `/status/live`. Calls that change things are in
 //! `api.rs` (token-authenticated).
 
 use std::sync::atomic::Ordering;
@@ -56,6 +57,8 @@ struct PoolStatus<'a> {
 struct Status<'a> {
     health: HealthReport,
     pools: Vec<PoolStatus<'a>>,
+    /// What the status page recommends (see `page/advice.rs`).
+    recommendations: Vec<super::page::advice::Advice>,
     /// Listeners with TLS or HTTP features.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     listeners: Vec<super::l7::FeatureStatus>,
@@ -142,8 +145,10 @@ pub(crate) fn status(site: &SiteState) -> serde_json::Value {
             }
         })
         .collect();
+    let recommendations = super::page::gather(site).advice;
     serde_json::to_value(Status {
         health: health(site),
+        recommendations,
         pools,
         listeners: super::l7::listener_status(site),
     })
@@ -188,7 +193,16 @@ pub(crate) fn handle<B>(site: &SiteState, req: &Request<B>) -> Response<RespBody
             };
             json(code, &h)
         }
-        (&Method::GET, "/status") => json(StatusCode::OK, &status(site)),
+        (&Method::GET, "/status") if wants_html(req) => {
+            html(super::page::page(&super::page::gather(site), &site.name))
+        }
+        (&Method::GET, "/status" | "/status.json") => json(StatusCode::OK, &status(site)),
+        (&Method::GET, "/" | "/status.html") => {
+            html(super::page::page(&super::page::gather(site), &site.name))
+        }
+        (&Method::GET, "/status/live") => {
+            html(super::page::live_fragment(&super::page::gather(site)))
+        }
         (&Method::GET, "/metrics") => {
             refresh_gauges(site);
             let mut r = Response::new(RespBody::full(site.metrics.encode()));
@@ -200,7 +214,7 @@ pub(crate) fn handle<B>(site: &SiteState, req: &Request<B>) -> Response<RespBody
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /metrics, /status\n",
+            "not found: try /health, /metrics, /status (HTML for browsers), /status.json\n",
         ),
     }
 }
@@ -213,6 +227,25 @@ fn json<T: Serialize>(code: StatusCode, v: &T) -> Response<RespBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    r
+}
+
+/// A browser asking for `/status` gets the page; scripts (no `text/html` in `Accept`) get JSON.
+fn wants_html<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn html(body: String) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::full(Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 

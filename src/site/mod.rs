@@ -30,6 +30,7 @@ mod io;
 mod l4;
 mod l7;
 mod metrics;
+mod page;
 mod pool;
 mod proxy;
 mod reload;
@@ -41,7 +42,7 @@ mod upstream;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -131,6 +132,12 @@ pub(crate) struct SiteState {
     pub(crate) listeners: ArcSwap<Vec<front::ListenerView>>,
     /// The certificates of the running TLS listeners.
     pub(crate) certs: tls::CertReloader,
+    /// The site's name on its status page (the site file's name).
+    pub(crate) name: String,
+    /// Counter samples for the status page's recent figures.
+    pub(crate) recent: page::Recent,
+    /// `admin.slow_latency` in nanoseconds (swapped by a reload).
+    pub(crate) slow_latency: AtomicU64,
 }
 
 impl SiteState {
@@ -193,6 +200,12 @@ impl Site {
             ids: Arc::new(RequestIds::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             certs,
+            name: cfg
+                .file
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            recent: page::Recent::new(),
+            slow_latency: AtomicU64::new(slow_latency_ns(&cfg)),
         });
         Site {
             cfg,
@@ -235,6 +248,13 @@ pub async fn run(cfg: SiteConfig, shutdown: impl Future<Output = ()>) -> Result<
     let r = site.run(listeners, shutdown).await;
     sighup.abort();
     r
+}
+
+/// `admin.slow_latency` of a configuration, in nanoseconds.
+pub(crate) fn slow_latency_ns(cfg: &SiteConfig) -> u64 {
+    cfg.admin
+        .as_ref()
+        .map_or(500_000_000, |a| a.slow_latency.as_nanos() as u64)
 }
 
 fn reload_counter(r: &prometheus::Registry) -> prometheus::IntCounterVec {

@@ -1,5 +1,6 @@
 //! Logging, metrics and the admin HTTP server.
 
+pub mod html;
 pub mod http;
 
 use std::str::FromStr;

@@ -32,6 +32,7 @@ mod site_proxy;
 mod site_reload;
 mod site_reload_l7;
 mod site_routing;
+mod site_status_page;
 mod site_tls;
 mod steering;
 mod steering_props;

@@ -7,8 +7,8 @@
 
 use std::fmt::Write;
 
-use super::html::esc;
 use super::{Colour, DcRow};
+use crate::telemetry::html::esc;
 
 /// Northernmost and southernmost latitude drawn.
 const NORTH: f64 = 84.0;

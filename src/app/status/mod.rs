@@ -7,7 +7,6 @@
 //! - `map`: the inline SVG world map.
 //! - [`share`]: the answer-share sampler.
 
-mod html;
 mod map;
 mod page;
 pub mod share;

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use crate::config::ZoneSet;
 use crate::gslb::Explained;
 
-use super::html::esc;
 use super::{DcRow, StatusView, map};
+use crate::telemetry::html::esc;
 
 /// The explain form's values, and its result when it was submitted.
 #[derive(Debug, Clone, Default)]

@@ -38,6 +38,9 @@ pub struct AdminConfig {
     pub bind: SocketAddr,
     /// Who may call the runtime API.
     pub api: super::api::ApiConfig,
+    /// The status page recommends looking at a pool whose servers answer slower than this on
+    /// average.
+    pub slow_latency: Duration,
 }
 
 /// Graceful shutdown.

@@ -31,6 +31,8 @@ pub(crate) struct RawAdmin {
     pub(crate) token: Option<Spanned<String>>,
     pub(crate) token_file: Option<Spanned<String>>,
     pub(crate) api_allow: Option<Vec<Spanned<String>>>,
+    // The status page's recommendations.
+    pub(crate) slow_latency: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

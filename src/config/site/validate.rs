@@ -29,7 +29,17 @@ fn build(c: &mut Collector<'_>, file: &Path, raw: RawSite) -> SiteConfig {
         .map(|t| int(c, Some(t), "threads", 1..=1024, 1) as usize);
     let admin = raw.admin.as_ref().and_then(|a| {
         let api = super::api::build(c, file, a.get_ref());
-        addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig { bind, api })
+        let slow_latency = duration(
+            c,
+            a.get_ref().slow_latency.as_ref(),
+            "admin.slow_latency",
+            Duration::from_millis(500),
+        );
+        addr(c, &a.get_ref().bind, "admin.bind").map(|bind| AdminConfig {
+            bind,
+            api,
+            slow_latency,
+        })
     });
     let shutdown = match &raw.shutdown {
         None => ShutdownConfig {

@@ -225,6 +225,10 @@ impl Reloader {
         self.restart_listeners(&new, &plan.listeners, &plan.closed, bound, tls, &pools);
         state.certs.install(kept_certs);
         self.front.publish();
+        state.slow_latency.store(
+            super::slow_latency_ns(&new),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         state.api.store(Arc::new(super::api::resolve(
             new.admin.as_ref().map(|a| a.api.clone()),
         )));

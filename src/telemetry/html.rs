@@ -1,10 +1,11 @@
-//! HTML escaping for the status page: every string that comes from a zone file, a check or a
-//! request goes through [`esc`] before it reaches the page.
+//! HTML escaping for the status pages (DNS and site): every string that comes from a zone or
+//! site file, a check, the runtime API or a request goes through [`esc`] before it reaches a
+//! page.
 
 use std::borrow::Cow;
 
 /// `s` with `& < > " '` replaced by character references (safe in text and quoted attributes).
-pub(crate) fn esc(s: &str) -> Cow<'_, str> {
+pub fn esc(s: &str) -> Cow<'_, str> {
     if !s.contains(['&', '<', '>', '"', '\'']) {
         return Cow::Borrowed(s);
     }
