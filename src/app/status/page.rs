@@ -10,7 +10,7 @@ use crate::config::ZoneSet;
 use crate::gslb::Explained;
 
 use super::{DcRow, StatusView, map};
-use crate::telemetry::html::esc;
+use crate::telemetry::html::{BASE_STYLE, LIVE_SCRIPT, esc};
 
 /// The explain form's values, and its result when it was submitted.
 #[derive(Debug, Clone, Default)]
@@ -23,14 +23,9 @@ pub struct ExplainForm {
     pub result: Option<Result<Explained, String>>,
 }
 
+/// What only this page needs beside [`BASE_STYLE`]: the map, load bars, the explain form.
 const STYLE: &str = r#"
-body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f4f6f8}
-header{display:flex;gap:1em;align-items:baseline;padding:.6em 1.2em;background:#1d2430;color:#fff}
-header h1{font-size:1.2em;margin:0}
-#stale{display:none;color:#ffb4b0}
-body[data-stale=yes] #stale{display:inline}
-main{padding:0 1.2em 2em;max-width:1200px}
-h2{font-size:1.05em;margin:1.2em 0 .5em}
+main{max-width:1200px}
 #map{width:100%;height:auto;background:#fff;border:1px solid #cfd6de;border-radius:4px}
 #map .sea{fill:#eaf2f8}
 #map .graticule line{stroke:#c9d8e4;stroke-width:.25}
@@ -38,13 +33,6 @@ h2{font-size:1.05em;margin:1.2em 0 .5em}
 #map .dc-marker circle{stroke:#1d2430;stroke-width:.6}
 #map .dc-marker text{font-size:5px;font-weight:600;fill:#1d2430;paint-order:stroke;stroke:#fff;stroke-width:1.2px}
 .legend span{margin-right:1.2em}
-.dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:.35em;vertical-align:-.05em;border:1px solid #1d2430}
-.green{background:#2e9e44}.amber{background:#e8a317}.red{background:#d2302c}
-table{border-collapse:collapse;width:100%;background:#fff}
-th,td{padding:.3em .6em;border-bottom:1px solid #e1e6eb;text-align:left;white-space:nowrap}
-th{background:#e9edf1;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-small{color:#5b6775}
 .bar{display:inline-block;width:4em;height:.55em;background:#e1e6eb;margin-left:.4em;vertical-align:middle}
 .bar i{display:block;height:100%;background:#5b8def}
 form{display:flex;gap:.8em;flex-wrap:wrap;align-items:end}
@@ -56,25 +44,13 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
 dt{font-weight:600}dd{margin:0}
 "#;
 
-const SCRIPT: &str = r#"
-(function(){
-  var live=document.getElementById('live');
-  function refresh(){
-    fetch('status/live',{cache:'no-store'})
-      .then(function(r){if(!r.ok)throw new Error(r.status);return r.text();})
-      .then(function(t){live.innerHTML=t;document.body.dataset.stale='no';})
-      .catch(function(){document.body.dataset.stale='yes';});
-  }
-  setInterval(refresh,2000);
-})();
-"#;
-
 /// The whole page.
 pub fn page(view: &StatusView, set: &ZoneSet, form: &ExplainForm) -> String {
     let mut o = String::with_capacity(32 * 1024);
     o.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
     o.push_str("<title>Meridian DNS status</title><style>");
+    o.push_str(BASE_STYLE);
     o.push_str(STYLE);
     o.push_str("</style><noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>");
     o.push_str("</head><body data-stale=\"no\"><header><h1>Meridian DNS</h1>");
@@ -88,7 +64,7 @@ pub fn page(view: &StatusView, set: &ZoneSet, form: &ExplainForm) -> String {
     o.push_str("</div>");
     explain_section(&mut o, set, form);
     o.push_str("</main><script>");
-    o.push_str(SCRIPT);
+    o.push_str(LIVE_SCRIPT);
     o.push_str("</script></body></html>\n");
     o
 }

@@ -8,44 +8,18 @@ use std::time::SystemTime;
 
 use super::advice::Severity;
 use super::{PoolRow, ServerRow, SiteView};
-use crate::telemetry::html::esc;
+use crate::telemetry::html::{BASE_STYLE, LIVE_SCRIPT, esc};
 
+/// What only this page needs beside [`BASE_STYLE`]: the site badge, coloured rows, advice.
 const STYLE: &str = r#"
-body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f4f6f8}
-header{display:flex;gap:1em;align-items:baseline;padding:.6em 1.2em;background:#1d2430;color:#fff}
-header h1{font-size:1.2em;margin:0}
-#stale{display:none;color:#ffb4b0}
-body[data-stale=yes] #stale{display:inline}
-main{padding:0 1.2em 2em;max-width:1400px}
-h2{font-size:1.05em;margin:1.2em 0 .5em}
 h2 small{font-weight:400}
 #summary{display:flex;gap:1.5em;align-items:center;margin-top:1em}
 .badge{display:inline-block;padding:.15em .7em;border-radius:1em;color:#fff;font-weight:600}
 .badge.green{background:#2e9e44}.badge.amber{background:#c98a0c}.badge.red{background:#d2302c}
-.dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:.35em;vertical-align:-.05em;border:1px solid #1d2430}
-.dot.green{background:#2e9e44}.dot.amber{background:#e8a317}.dot.red{background:#d2302c}
-table{border-collapse:collapse;width:100%;background:#fff}
-th,td{padding:.3em .6em;border-bottom:1px solid #e1e6eb;text-align:left;white-space:nowrap}
-th{background:#e9edf1;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.amber td{background:#fff7e0}tr.red td{background:#fdecea}
-small{color:#5b6775}
+tr.green,tr.amber,tr.red{background:#fff}tr.amber td{background:#fff7e0}tr.red td{background:#fdecea}
 ul#advice{padding-left:1.2em}
 ul#advice li.critical{color:#b3261e;font-weight:600}
 ul#advice li.warning{color:#7a5200}
-"#;
-
-const SCRIPT: &str = r#"
-(function(){
-  var live=document.getElementById('live');
-  function refresh(){
-    fetch('/status/live',{cache:'no-store'})
-      .then(function(r){if(!r.ok)throw new Error(r.status);return r.text();})
-      .then(function(t){live.innerHTML=t;document.body.dataset.stale='no';})
-      .catch(function(){document.body.dataset.stale='yes';});
-  }
-  setInterval(refresh,2000);
-})();
 "#;
 
 /// The whole page.
@@ -54,6 +28,7 @@ pub(crate) fn page(view: &SiteView, title: &str) -> String {
     o.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
     let _ = write!(o, "<title>Meridian site {}</title><style>", esc(title));
+    o.push_str(BASE_STYLE);
     o.push_str(STYLE);
     o.push_str("</style><noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>");
     let _ = write!(
@@ -65,7 +40,7 @@ pub(crate) fn page(view: &SiteView, title: &str) -> String {
     o.push_str("<div id=\"live\">");
     o.push_str(&live_fragment(view));
     o.push_str("</div></main><script>");
-    o.push_str(SCRIPT);
+    o.push_str(LIVE_SCRIPT);
     o.push_str("</script></body></html>\n");
     o
 }
