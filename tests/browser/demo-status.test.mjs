@@ -14,43 +14,11 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { binary, check, finish, freePort, launch, outDir, root, until } from './lib.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const binary = process.env.MERIDIAN_BIN || path.join(root, 'target/debug/meridian');
-const outDir = path.join(root, 'target/browser');
 const token = 'demo'; // the demo's throwaway admin token (src/app/demo.rs)
 const euSite = 'http://127.0.1.1:9101';
-const results = [];
-
-function check(name, ok, detail = '') {
-  results.push({ name, ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${ok || !detail ? '' : `: ${detail}`}`);
-}
-
-async function until(what, fn, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
@@ -75,11 +43,7 @@ async function main() {
     await Promise.race([guide, new Promise((_, rej) => setTimeout(() => rej(new Error('the demo printed no guide in 60 s')), 60000))]);
     check('the demo prints where the status pages are', printed.includes(`${euSite.slice(7)}/status`), printed);
 
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launch();
     const external = [];
     const dnsPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const sitePage = await browser.newPage({ viewport: { width: 1400, height: 700 } });
@@ -96,7 +60,7 @@ async function main() {
     await until('every datacenter green on the DNS page', async () => {
       const c = await markers.evaluateAll((ms) => ms.map((m) => m.dataset.colour));
       return c.every((x) => x === 'green');
-    });
+    }, 15000);
     check('every datacenter starts green', true);
 
     // Some traffic through the eu-west site, so its table has figures.
@@ -126,11 +90,11 @@ async function main() {
     });
     check('the eu-west site API drains the site', drained.status === 200, `${drained.status}`);
     // Neither page is reloaded: their own refresh must bring the change.
-    await until('the site badge to turn amber', async () => (await badge.getAttribute('data-state')) === 'draining');
+    await until('the site badge to turn amber', async () => (await badge.getAttribute('data-state')) === 'draining', 15000);
     const badgeColour = await badge.evaluate((b) => getComputedStyle(b).backgroundColor);
     check('the drained site is drawn amber, not green', badgeColour !== 'rgb(46, 158, 68)', badgeColour);
     await until('eu-west to leave green on the DNS page', async () =>
-      (await dnsPage.locator('#map .dc-marker[data-dc="eu-west"]').getAttribute('data-colour')) !== 'green');
+      (await dnsPage.locator('#map .dc-marker[data-dc="eu-west"]').getAttribute('data-colour')) !== 'green', 15000);
     const colour = await dnsPage.locator('#map .dc-marker[data-dc="eu-west"]').getAttribute('data-colour');
     check('the DNS map shows drained eu-west non-green', colour !== 'green', colour);
     const rowColour = await dnsPage.locator('#dcs tr[data-dc="eu-west"]').getAttribute('data-colour');
@@ -159,9 +123,7 @@ async function main() {
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 15000))]);
     check('the demo stops cleanly on SIGTERM', code === 0, `${code}`);
   }
-  const failed = results.filter((r) => !r.ok).length;
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  finish();
 }
 
 main();

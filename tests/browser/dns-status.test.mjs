@@ -14,43 +14,11 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { binary, check, finish, freePort, launch, outDir, root, until } from './lib.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const binary = process.env.MERIDIAN_BIN || path.join(root, 'target/debug/meridian');
-const outDir = path.join(root, 'target/browser');
 const token = 'browser-test-token';
-const results = [];
-
-function check(name, ok, detail = '') {
-  results.push({ name, ok });
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${ok || !detail ? '' : `: ${detail}`}`);
-}
-
-async function until(what, fn, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A site's /health endpoint answering a site report with `load`. */
 function healthSite(load) {
@@ -112,11 +80,7 @@ async function main() {
       for (let i = 0; i < n; i++) await ask(dnsPort, 'www.example.com', subnet);
     }
 
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launch();
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const external = [];
     page.on('request', (r) => { if (!r.url().startsWith(admin)) external.push(r.url()); });
@@ -177,9 +141,7 @@ async function main() {
     sites.forEach((s) => s.close());
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const failed = results.filter((r) => !r.ok).length;
-  console.log(`${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  finish();
 }
 
 main();
