@@ -202,4 +202,31 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn tcp_listeners_refuse_tls_and_http_features_and_need_a_pool() {
+        let text = format!(
+            "[[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n\
+             tls = {{ certificates = [{{ cert = \"c.pem\", key = \"k.pem\" }}] }}\n\
+             cache = {{}}\n\
+             [[listeners]]\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n{POOL}"
+        );
+        let e = parse_site(Path::new("s.toml"), &text)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            e.contains("s.toml:5:7: listener \"127.0.0.1:0\" tls")
+                && e.contains("applies to protocol = \"http\" listeners only"),
+            "{e}"
+        );
+        assert!(
+            e.contains("s.toml:6:9: listener \"127.0.0.1:0\" cache"),
+            "{e}"
+        );
+        assert!(e.contains("a tcp listener needs a pool"), "{e}");
+        assert!(
+            !e.contains("(or routes)"),
+            "one message for a missing pool: {e}"
+        );
+    }
 }
