@@ -9,6 +9,8 @@
 #   --variant NAME=BIN@TPL a Meridian variant: binary and config template (repeatable); L4
 #                          templates as for run.sh ({{L4_PORT}} etc.), tls ones as site-tls's
 #   --haproxy              include HAProxy
+#   --pin                  backends and wrk on CPU 0, every proxy on CPU 1 (less noise for
+#                          comparing variants' CPU cost; the recorded peer runs are unpinned)
 #   --rounds N (3) --duration S (10) --warmup S (2) --conns N (64) --out FILE
 #
 # Usage (from the repository root):
@@ -21,19 +23,20 @@ BENCH_SITE_DIR=${BENCH_SITE_DIR:-$(cd "$ROOT/../shared/bench/site" && pwd)}
 # shellcheck source=/dev/null
 source "$BENCH_SITE_DIR/backends.sh"
 
-MODE=l4 DURATION=10 ROUNDS=3 CONNS=64 WARMUP=2 OUT="" HAPROXY=0
+MODE=l4 DURATION=10 ROUNDS=3 CONNS=64 WARMUP=2 OUT="" HAPROXY=0 PIN=0
 declare -a VARIANTS=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --mode) MODE=$2; shift 2 ;;
     --variant) VARIANTS+=("$2"); shift 2 ;;
     --haproxy) HAPROXY=1; shift ;;
+    --pin) PIN=1; shift ;;
     --duration) DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -49,8 +52,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
+LOAD_CPUS="" PROXY_CPUS="" WRK=(wrk)
+((PIN)) && LOAD_CPUS=0 PROXY_CPUS=1 WRK=(taskset -c 0 wrk)
 mkdir -p "$TMP/backends"
-backends_start "$TMP/backends"
+backends_start "$TMP/backends" "$LOAD_CPUS"
 quoted=""
 for port in $BENCH_BACKEND_PORTS; do quoted+="${quoted:+, }\"$BENCH_HOST:$port\""; done
 
@@ -80,7 +85,7 @@ if ((HAPROXY)); then
     for p in $BENCH_BACKEND_PORTS; do i=$((i + 1)); echo "    server b$i $BENCH_HOST:$p"; done
   } >"$TMP/haproxy.cfg"
   haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy config rejected"
-  start_group haproxy "$TMP/haproxy.log" "" haproxy -db -f "$TMP/haproxy.cfg"
+  start_group haproxy "$TMP/haproxy.log" "$PROXY_CPUS" haproxy -db -f "$TMP/haproxy.cfg"
   NAMES+=(haproxy) PORTS+=("$port") PGIDS+=("$STARTED_PID")
 fi
 
@@ -96,7 +101,7 @@ for v in "${VARIANTS[@]}"; do
     -e "s|{{IPERF_BACKEND}}|$BENCH_HOST:19201|g" \
     -e "s|{{CERT}}|$TMP/cert.pem|g" -e "s|{{KEY}}|$TMP/key.pem|g" \
     -e "s|{{BACKENDS_QUOTED}}|$quoted|g" "$tpl" >"$TMP/$name.toml"
-  TOKIO_WORKER_THREADS=1 start_group "$name" "$TMP/$name.log" "" "$bin" site --config "$TMP/$name.toml"
+  TOKIO_WORKER_THREADS=1 start_group "$name" "$TMP/$name.log" "$PROXY_CPUS" "$bin" site --config "$TMP/$name.toml"
   NAMES+=("$name") PORTS+=("$port") PGIDS+=("$STARTED_PID")
 done
 
@@ -125,15 +130,15 @@ parse() {
 }
 emit() { echo "$*"; [[ -n $OUT ]] && echo "$*" >>"$OUT"; return 0; }
 [[ -n $OUT ]] && : >"$OUT"
-emit "INFO mode=$MODE load_average_start=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',') duration_s=$DURATION rounds=$ROUNDS conns=$CONNS"
+emit "INFO mode=$MODE pin=$PIN load_average_start=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',') duration_s=$DURATION rounds=$ROUNDS conns=$CONNS"
 
 declare -A RPS P99 CPU
 for ((r = 1; r <= ROUNDS; r++)); do
   for k in "${!NAMES[@]}"; do
     sys=${NAMES[$k]} url="$scheme://$BENCH_HOST:${PORTS[$k]}/" pg=${PGIDS[$k]}
-    ((WARMUP > 0)) && wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
+    ((WARMUP > 0)) && "${WRK[@]}" -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
     t0=$(group_ticks "$pg") s0=$(now_s)
-    wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk-$sys-$r.txt" 2>&1 || true
+    "${WRK[@]}" -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk-$sys-$r.txt" 2>&1 || true
     t1=$(group_ticks "$pg") s1=$(now_s)
     cpu=$(awk -v a="$t0" -v b="$t1" -v s0="$s0" -v s1="$s1" -v hz="$CLK_TCK" \
       'BEGIN { printf "%.1f", (b - a) / hz / (s1 - s0) * 100 }')
