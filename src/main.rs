@@ -126,6 +126,12 @@ enum GeoipCommand {
     },
 }
 
+/// mimalloc instead of glibc's malloc: the HTTP path allocates per request (headers, bodies,
+/// futures), and glibc's malloc/free were 3-4 % of the proxy's CPU in profiles
+/// (docs/benchmarks.md, "Pursuing the target").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
