@@ -116,8 +116,10 @@ mod tests {
             }
         }
 
-        /// Smoothness: after any prefix of k picks, server i has been picked within one of
-        /// k × its share (nginx's algorithm keeps every server within one pick of its ideal).
+        /// Smoothness: after any prefix of k picks, server i has been picked within two of
+        /// k × its share. (Within one is not true of nginx's algorithm: weights
+        /// [1, 8, 8, 1, 8, 1] leave server 4 at 4 picks after 17 against 5.04 ideal; see
+        /// `one_pick_bound_does_not_hold_for_every_weight_set`.)
         #[test]
         fn prefixes_stay_within_one_of_ideal(weights in proptest::collection::vec(1u32..10, 1..8)) {
             let s = SmoothWeighted::new(&weights);
@@ -128,12 +130,19 @@ mod tests {
                 counts[i as usize] += 1.0;
                 for (j, c) in counts.iter().enumerate() {
                     let ideal = (k + 1) as f64 * f64::from(norm[j]) / f64::from(total);
-                    prop_assert!((c - ideal).abs() <= 1.0 + 1e-9, "server {j} at pick {k}: {c} vs {ideal}");
+                    prop_assert!((c - ideal).abs() <= 2.0 + 1e-9, "server {j} at pick {k}: {c} vs {ideal}");
                 }
             }
         }
 
         /// The sequence is a function of the weights alone.
+        #[test]
+        fn one_pick_bound_does_not_hold_for_every_weight_set(_x in 0u8..1) {
+            let s = SmoothWeighted::new(&[1, 8, 8, 1, 8, 1]);
+            let picks = s.schedule()[..17].iter().filter(|&&i| i == 4).count();
+            prop_assert_eq!(picks, 4, "17 × 8/27 = 5.04 ideal");
+        }
+
         #[test]
         fn deterministic(weights in proptest::collection::vec(0u32..50, 1..10)) {
             let a = SmoothWeighted::new(&weights);
