@@ -22,16 +22,22 @@ use crate::site::l7::metrics::FeatureMetrics;
 #[derive(Debug)]
 pub(crate) struct Affinity {
     cfg: AffinityConfig,
-    pool: String,
+    /// Hash of (secret, pool): the seed of every server's key, so a key hashes only the id.
+    seed: u64,
     kept: IntCounter,
     moved: IntCounter,
 }
 
 impl Affinity {
     pub(crate) fn new(cfg: &AffinityConfig, pool: &str, m: &FeatureMetrics) -> Self {
+        let mut buf = Vec::with_capacity(cfg.secret.len() + pool.len() + 2);
+        for part in [cfg.secret.as_str(), pool] {
+            buf.extend_from_slice(part.as_bytes());
+            buf.push(0);
+        }
         Affinity {
             cfg: cfg.clone(),
-            pool: pool.to_string(),
+            seed: hash_bytes(DEFAULT_SEED, &buf),
             kept: m.affinity.with_label_values(&[pool, "kept"]),
             moved: m.affinity.with_label_values(&[pool, "set"]),
         }
@@ -40,13 +46,7 @@ impl Affinity {
     /// The cookie key of the server with this id (servers are named by id, so a server keeps
     /// its cookie when others join or leave, and across restarts).
     pub(crate) fn key(&self, id: &str) -> u64 {
-        let (secret, pool) = (&self.cfg.secret, &self.pool);
-        let mut buf = Vec::with_capacity(secret.len() + pool.len() + id.len() + 3);
-        for part in [secret, pool, id] {
-            buf.extend_from_slice(part.as_bytes());
-            buf.push(0);
-        }
-        hash_bytes(DEFAULT_SEED, &buf)
+        hash_bytes(self.seed, id.as_bytes())
     }
 
     /// Whether cookie key `k` names `b`.

@@ -152,39 +152,29 @@ pub(crate) async fn accept_loop(
         let builders = Arc::clone(&builders);
         let stop = stop.clone();
         let (idle, h2) = (lc.header_timeout, lc.h2);
-        let Some(tls) = tls.clone() else {
-            tokio::spawn(async move {
-                let activity = Arc::new(Activity::default());
-                let io = Counted::new(stream, Arc::clone(&activity.written));
-                let c = ClientConn {
-                    proxy,
-                    builders,
-                    stop,
-                    activity,
-                    idle,
-                    peer,
-                };
-                serve_client(io, Client::new(peer), h2, c).await;
-            });
-            continue;
-        };
+        let tls = tls.clone();
         tokio::spawn(async move {
             let activity = Arc::new(Activity::default());
-            let io = Counted::new(stream, Arc::clone(&activity.written));
-            let (acceptor, hs) = &*tls;
-            let Some((io, alpn_h2)) = super::tls::handshake(acceptor, io, idle, hs, peer).await
-            else {
-                return;
-            };
             let c = ClientConn {
                 proxy,
                 builders,
                 stop,
-                activity,
+                activity: Arc::clone(&activity),
                 idle,
                 peer,
             };
-            serve_client(io, Client::new(peer).over_tls(), h2 && alpn_h2, c).await;
+            let io = Counted::new(stream, Arc::clone(&activity.written));
+            match tls.as_deref() {
+                None => serve_client(io, Client::new(peer), h2, c).await,
+                Some((acceptor, hs)) => {
+                    let Some((io, alpn_h2)) =
+                        super::tls::handshake(acceptor, io, idle, hs, peer).await
+                    else {
+                        return;
+                    };
+                    serve_client(io, Client::new(peer).over_tls(), h2 && alpn_h2, c).await;
+                }
+            }
         });
     }
 }
