@@ -29,7 +29,7 @@ pub struct HealthReport {
 #[derive(Serialize)]
 struct ServerStatus<'a> {
     id: &'a str,
-    address: String,
+    address: &'a str,
     weight: u32,
     state: &'static str,
     admin_state: &'static str,
@@ -103,52 +103,43 @@ pub(crate) fn health(site: &SiteState) -> HealthReport {
     }
 }
 
+/// `/status` JSON: the same gathered view as the status page, so the figures agree and the
+/// servers are read once.
 pub(crate) fn status(site: &SiteState) -> serde_json::Value {
-    let pools = site.pools();
-    let members: Vec<_> = pools.iter().map(|p| p.members()).collect();
-    let pools = pools
+    let view = super::page::gather(site);
+    let pools = view
+        .pools
         .iter()
-        .zip(&members)
-        .map(|(p, m)| {
-            let now = p.now();
-            let decay = p.cfg.latency_decay.as_nanos() as f64;
-            let servers = m
-                .backends
+        .map(|p| PoolStatus {
+            name: &p.name,
+            algorithm: p.algorithm,
+            in_flight: p.in_flight,
+            servers: p
+                .servers
                 .iter()
-                .map(|b| ServerStatus {
-                    id: &b.cfg.id,
-                    address: b.cfg.address.to_string(),
-                    weight: b.weight(),
-                    state: b.status_label(p.is_usable(b)),
-                    admin_state: b.state().as_str(),
-                    origin: b.origin.as_str(),
-                    active_check: if b.active_up.load(Ordering::Relaxed) {
-                        "up"
-                    } else {
-                        "down"
-                    },
-                    ejected: b.is_ejected(now.as_nanos() as u64),
-                    ejections: b.ejections.load(Ordering::Relaxed),
-                    breaker: b.breaker_state(now).as_str(),
-                    in_flight: b.in_flight.load(Ordering::Relaxed),
-                    max_connections: b.max_connections(),
-                    requests: b.requests.load(Ordering::Relaxed),
-                    failures: b.failures.load(Ordering::Relaxed),
-                    latency_ms: b.ewma.estimate(now.as_nanos() as u64, decay) / 1e6,
+                .map(|s| ServerStatus {
+                    id: &s.id,
+                    address: &s.address,
+                    weight: s.weight,
+                    state: s.state,
+                    admin_state: s.admin_state,
+                    origin: s.origin,
+                    active_check: s.check,
+                    ejected: s.ejected,
+                    ejections: s.ejections,
+                    breaker: s.breaker,
+                    in_flight: s.in_flight,
+                    max_connections: s.max_connections,
+                    requests: s.requests,
+                    failures: s.failures,
+                    latency_ms: s.latency.as_secs_f64() * 1e3,
                 })
-                .collect();
-            PoolStatus {
-                name: &p.cfg.name,
-                algorithm: p.cfg.algorithm.as_str(),
-                in_flight: p.in_flight.load(Ordering::Relaxed),
-                servers,
-            }
+                .collect(),
         })
         .collect();
-    let recommendations = super::page::gather(site).advice;
     serde_json::to_value(Status {
-        health: health(site),
-        recommendations,
+        health: view.health.clone(),
+        recommendations: view.advice.clone(),
         pools,
         listeners: super::l7::listener_status(site),
     })

@@ -191,6 +191,7 @@ mod tests {
             origin: "config",
             check: "up",
             breaker,
+            ejected: false,
             ejections: 0,
             weight: 1,
             in_flight: 0,

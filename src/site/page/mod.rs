@@ -76,6 +76,7 @@ pub(crate) struct ServerRow {
     pub(crate) origin: &'static str,
     pub(crate) check: &'static str,
     pub(crate) breaker: &'static str,
+    pub(crate) ejected: bool,
     pub(crate) ejections: u32,
     pub(crate) weight: u32,
     pub(crate) in_flight: u64,
@@ -139,6 +140,7 @@ pub(crate) fn gather(site: &SiteState) -> SiteView {
                         "down"
                     },
                     breaker: b.breaker_state(t).as_str(),
+                    ejected: b.is_ejected(t.as_nanos() as u64),
                     ejections: b.ejections.load(Ordering::Relaxed),
                     weight: b.weight(),
                     in_flight: b.in_flight.load(Ordering::Relaxed),
