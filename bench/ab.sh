@@ -22,6 +22,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_SITE_DIR=${BENCH_SITE_DIR:-$(cd "$ROOT/../shared/bench/site" && pwd)}
 # shellcheck source=/dev/null
 source "$BENCH_SITE_DIR/backends.sh"
+# shellcheck source=bench/wrk-lib.sh
+source "$ROOT/bench/wrk-lib.sh"
 
 MODE=l4 DURATION=10 ROUNDS=3 CONNS=64 WARMUP=2 OUT="" HAPROXY=0 PIN=0
 declare -a VARIANTS=()
@@ -117,18 +119,6 @@ for k in "${!NAMES[@]}"; do
   ((ok)) || die "${NAMES[$k]} not ready"
 done
 
-parse() {
-  awk '
-    function ms(v,  n) { n = v + 0
-      if (v ~ /us$/) return n / 1000; if (v ~ /ms$/) return n; if (v ~ /s$/) return n * 1000; return n }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    $1 == "Requests/sec:" { rps = $2 + 0 }
-    /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { err += $NF }
-    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }' "$1"
-}
-emit() { echo "$*"; [[ -n $OUT ]] && echo "$*" >>"$OUT"; return 0; }
 [[ -n $OUT ]] && : >"$OUT"
 emit "INFO mode=$MODE pin=$PIN load_average_start=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',') duration_s=$DURATION rounds=$ROUNDS conns=$CONNS"
 

@@ -17,6 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_SITE_DIR=${BENCH_SITE_DIR:-$(cd "$ROOT/../shared/bench/site" && pwd)}
 # shellcheck source=/dev/null
 source "$BENCH_SITE_DIR/backends.sh"
+# shellcheck source=bench/wrk-lib.sh
+source "$ROOT/bench/wrk-lib.sh"
 
 DURATION=15 ROUNDS=3 CONNS=64 WARMUP=2 OUT=""
 HAPROXY_PORT=${HAPROXY_TLS_PORT:-18443} MERIDIAN_PORT=${MERIDIAN_TLS_PORT:-18444}
@@ -110,19 +112,6 @@ cipher() {
 }
 log "negotiated: haproxy $(cipher "$HAPROXY_PORT"), meridian $(cipher "$MERIDIAN_PORT")"
 
-parse() {
-  awk '
-    function ms(v,  n) { n = v + 0
-      if (v ~ /us$/) return n / 1000; if (v ~ /ms$/) return n; if (v ~ /s$/) return n * 1000; return n }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    $1 == "Requests/sec:" { rps = $2 + 0 }
-    /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { err += $NF }
-    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }' "$1"
-}
-
-emit() { echo "$*"; [[ -n $OUT ]] && echo "$*" >>"$OUT"; return 0; }
 [[ -n $OUT ]] && : >"$OUT"
 emit "INFO load_average_start=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',') duration_s=$DURATION rounds=$ROUNDS conns=$CONNS"
 

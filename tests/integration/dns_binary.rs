@@ -300,6 +300,28 @@ pub(crate) fn documented_metrics(section: &str) -> std::collections::BTreeSet<St
         .collect()
 }
 
+/// Every metric family an exposition declares (`# TYPE`) is in the `## {section}` tables of
+/// docs/metrics.md, and every one listed there is exposed.
+pub(crate) fn assert_exposed_as_documented(text: &str, section: &str) {
+    let exposed: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    let documented = documented_metrics(section);
+    let undocumented: Vec<_> = exposed.difference(&documented).collect();
+    let missing: Vec<_> = documented.difference(&exposed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/metrics.md: {undocumented:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "documented but not exposed: {missing:?}"
+    );
+}
+
 /// Runs `promtool` with `args` (and `stdin`), or `None` when it is not installed.
 pub(crate) fn promtool(args: &[&str], dir: &Path, stdin: &str) -> Option<(bool, String)> {
     use std::io::Write;
@@ -347,23 +369,7 @@ async fn every_exposed_metric_is_documented_and_promtool_accepts_them() {
     let text = b.metrics().await;
     b.stop().await;
 
-    let exposed: std::collections::BTreeSet<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect();
-    let documented = documented_metrics("meridian dns");
-    let undocumented: Vec<_> = exposed.difference(&documented).collect();
-    let missing: Vec<_> = documented.difference(&exposed).collect();
-    assert!(
-        undocumented.is_empty(),
-        "not in docs/metrics.md: {undocumented:?}"
-    );
-    assert!(
-        missing.is_empty(),
-        "documented but not exposed: {missing:?}"
-    );
+    assert_exposed_as_documented(&text, "meridian dns");
     assert!(
         text.contains("meridian_dns_reloads_total{result=\"ok\"} 1"),
         "{text}"
@@ -374,6 +380,7 @@ async fn every_exposed_metric_is_documented_and_promtool_accepts_them() {
     );
 
     // Every metric an alert uses exists.
+    let documented = documented_metrics("meridian dns");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rules_dir = root.join("examples/prometheus");
     let rules = std::fs::read_to_string(rules_dir.join("meridian-alerts.yml")).expect("rules");

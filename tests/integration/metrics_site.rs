@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::dns_binary::{documented_metrics, promtool};
+use crate::dns_binary::{assert_exposed_as_documented, promtool};
 use crate::support::{TestBackend, TestSite};
 
 #[tokio::test]
@@ -52,23 +52,7 @@ async fn site_metrics_are_documented_and_promtool_accepts_them() {
     assert_eq!(status, 200);
     let text = String::from_utf8(body.to_vec()).expect("utf-8");
 
-    let exposed: std::collections::BTreeSet<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect();
-    let documented = documented_metrics("meridian site");
-    let undocumented: Vec<_> = exposed.difference(&documented).collect();
-    let missing: Vec<_> = documented.difference(&exposed).collect();
-    assert!(
-        undocumented.is_empty(),
-        "not in docs/metrics.md: {undocumented:?}"
-    );
-    assert!(
-        missing.is_empty(),
-        "documented but not exposed: {missing:?}"
-    );
+    assert_exposed_as_documented(&text, "meridian site");
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     match promtool(&["check", "metrics"], dir, &text) {
