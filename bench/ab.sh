@@ -4,8 +4,9 @@
 # interleaved (A B C A B C ...), medians per system. For deciding whether a change pays; the
 # peer comparisons of record are ../shared/bench/site/run.sh and bench/site-tls.sh.
 #
-#   --mode l4|tls          L4: wrk HTTP/1.1 over the TCP relays (HAProxy `mode tcp`, as in
-#                          run.sh); tls: wrk over HTTPS (HAProxy as in bench/site-tls.sh)
+#   --mode l4|l7|tls       L4: wrk HTTP/1.1 over the TCP relays (HAProxy `mode tcp`, as in
+#                          run.sh); l7: plain HTTP through the L7 listeners (HAProxy `mode
+#                          http` as in run.sh); tls: wrk over HTTPS (HAProxy as in site-tls.sh)
 #   --variant NAME=BIN@TPL a Meridian variant: binary and config template (repeatable); L4
 #                          templates as for run.sh ({{L4_PORT}} etc.), tls ones as site-tls's
 #   --haproxy              include HAProxy
@@ -38,11 +39,11 @@ while [[ $# -gt 0 ]]; do
     --conns) CONNS=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
-[[ $MODE == l4 || $MODE == tls ]] || die "--mode is l4 or tls"
+[[ $MODE == l4 || $MODE == l7 || $MODE == tls ]] || die "--mode is l4, l7 or tls"
 ((${#VARIANTS[@]} + HAPROXY > 0)) || die "nothing to measure"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/site-ab-bench.XXXXXX")
@@ -69,6 +70,9 @@ if ((HAPROXY)); then
   port=18600
   if [[ $MODE == l4 ]]; then
     bind="bind $BENCH_HOST:$port" mode="mode tcp" extra=""
+  elif [[ $MODE == l7 ]]; then
+    bind="bind $BENCH_HOST:$port" mode="mode http"
+    extra=$'    option forwardfor\n'
   else
     bind="bind $BENCH_HOST:$port ssl crt $TMP/haproxy.pem alpn http/1.1" mode="mode http"
     extra=$'    option forwardfor\n'
@@ -79,7 +83,7 @@ if ((HAPROXY)); then
     printf '    timeout http-request 10s\n    timeout http-keep-alive 60s\n\n'
     printf 'frontend f\n    %s\n    %s\n%s    default_backend pool\n\n' "$mode" "$bind" "$extra"
     printf 'backend pool\n    %s\n    balance roundrobin\n' "$mode"
-    if [[ $MODE == tls ]]; then
+    if [[ $MODE != l4 ]]; then
       printf '    http-reuse always\n    option httpchk GET /health\n'
     fi
     printf '    default-server check inter 2s rise 2 fall 3\n'
@@ -97,9 +101,11 @@ for v in "${VARIANTS[@]}"; do
   name=${v%%=*} rest=${v#*=}
   bin=${rest%%@*} tpl=${rest#*@}
   [[ -x $bin ]] || die "$bin missing"
-  port=$((18600 + i))
-  sed -e "s|{{HOST}}|$BENCH_HOST|g" -e "s|{{PORT}}|$port|g" -e "s|{{L4_PORT}}|$port|g" \
-    -e "s|{{L7_PORT}}|$((18700 + i))|g" -e "s|{{IPERF_PORT}}|$((18800 + i))|g" \
+  port=$((18600 + i)) l7=$((18700 + i)) l4=$((18600 + i))
+  # In l7 mode wrk goes to the template's L7 listener; otherwise to its L4 (or TLS) one.
+  [[ $MODE == l7 ]] && l7=$port l4=$((18700 + i))
+  sed -e "s|{{HOST}}|$BENCH_HOST|g" -e "s|{{PORT}}|$port|g" -e "s|{{L4_PORT}}|$l4|g" \
+    -e "s|{{L7_PORT}}|$l7|g" -e "s|{{IPERF_PORT}}|$((18800 + i))|g" \
     -e "s|{{IPERF_BACKEND}}|$BENCH_HOST:19201|g" \
     -e "s|{{CERT}}|$TMP/cert.pem|g" -e "s|{{KEY}}|$TMP/key.pem|g" \
     -e "s|{{BACKENDS_QUOTED}}|$quoted|g" "$tpl" >"$TMP/$name.toml"

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::pool::Lease;
-use super::upstream::{Conn, ConnPool};
+use super::upstream::{ConnPool, Upstream};
 
 /// A request body towards a backend.
 #[derive(Debug)]
@@ -56,10 +56,11 @@ impl Body for ReqBody {
     }
 }
 
-/// What to do when a proxied response body ends: return the connection, free the slot.
+/// What to do when a proxied response body ends: return the connection to its pool, free the
+/// server's slot.
 #[derive(Debug)]
 pub(crate) struct Completion {
-    pub(crate) conn: Option<(Box<Conn>, Arc<ConnPool>)>,
+    pub(crate) conns: Arc<ConnPool>,
     pub(crate) lease: Lease,
 }
 
@@ -73,8 +74,8 @@ pub(crate) type Layered = Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Sen
 pub(crate) enum RespBody {
     /// Bytes made by the balancer (errors, admin answers).
     Full(Option<Bytes>),
-    /// A backend's body.
-    Proxied(Incoming, Option<Completion>),
+    /// A backend's body, read from its connection.
+    Proxied(Upstream, Option<Completion>),
     /// A body with a transformation on top (only with listener features configured).
     Layered(Layered),
 }
@@ -108,21 +109,14 @@ impl Body for RespBody {
             RespBody::Layered(b) => b.as_mut().poll_frame(cx),
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Proxied(inner, done) => {
-                // The backend connection is driven from here while the body streams.
-                if let Some(Completion {
-                    conn: Some((c, _)), ..
-                }) = done
-                {
-                    c.poll_drive(cx);
-                }
-                let r = Pin::new(&mut *inner).poll_frame(cx);
+                let r = inner.poll_data(cx);
                 match &r {
-                    Poll::Ready(None) => finish(done, true),
-                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => finish(done, true),
-                    Poll::Ready(Some(Err(_))) => finish(done, false),
+                    Poll::Ready(None) => finish(inner, done, true),
+                    Poll::Ready(Some(Ok(_))) if inner.is_end() => finish(inner, done, true),
+                    Poll::Ready(Some(Err(_))) => finish(inner, done, false),
                     _ => {}
                 }
-                r.map(|o| o.map(|res| res.map_err(Into::into)))
+                r.map(|o| o.map(|res| res.map(Frame::data).map_err(Into::into)))
             }
         }
     }
@@ -130,7 +124,7 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RespBody::Full(b) => b.is_none(),
-            RespBody::Proxied(inner, _) => inner.is_end_stream(),
+            RespBody::Proxied(inner, _) => inner.is_end(),
             RespBody::Layered(b) => b.is_end_stream(),
         }
     }
@@ -144,14 +138,15 @@ impl Body for RespBody {
     }
 }
 
-/// Ends a proxied exchange: on a clean end the connection goes back to its pool; on an error
-/// (or when the client goes away and the body is dropped) it is closed. The lease drops here.
-fn finish(done: &mut Option<Completion>, clean: bool) {
-    let Some(Completion { conn, lease }) = done.take() else {
+/// Ends a proxied exchange: on a clean end a reusable connection goes back to its pool; on an
+/// error (or when the client goes away and the body is dropped) it is closed. The lease drops
+/// here.
+fn finish(inner: &mut Upstream, done: &mut Option<Completion>, clean: bool) {
+    let Some(Completion { conns, lease }) = done.take() else {
         return;
     };
-    if clean && let Some((tx, pool)) = conn {
-        pool.checkin(tx);
+    if clean && let Some(c) = inner.reusable_conn() {
+        conns.checkin(c);
     }
     drop(lease);
 }

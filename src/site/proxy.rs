@@ -21,7 +21,8 @@ use super::body::{Completion, ReqBody, RespBody};
 use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 use super::l7::Features;
 use super::pool::{Lease, PickError, Pool};
-use super::upstream::Conn;
+use super::upstream::codec::Head;
+use super::upstream::{Conn, SendError, Upstream};
 use crate::balance::{DEFAULT_SEED, hash_bytes};
 use crate::config::site::HashKey;
 
@@ -37,7 +38,7 @@ pub(crate) struct Proxy {
 
 /// What one attempt on one server gave.
 enum Outcome {
-    Response(Response<Incoming>, Box<Conn>),
+    Response(Head, Box<Conn>),
     /// The request never left; here it is back.
     NotSent(Request<ReqBody>),
     Timeout,
@@ -212,7 +213,7 @@ impl Proxy {
             let sent = Instant::now();
             match attempt_on(pool, &lease, req).await {
                 Outcome::Response(resp, tx) => {
-                    let status = resp.status();
+                    let status = resp.status;
                     let failed = status.is_server_error();
                     pool.record(lease.index, !failed, Some(sent.elapsed()));
                     if failed && keep && retry.on_5xx {
@@ -282,7 +283,7 @@ fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
 async fn attempt_on(pool: &Pool, lease: &Lease, mut req: Request<ReqBody>) -> Outcome {
     let b = lease.backend();
     let t = pool.cfg.timeouts;
-    let mut pooled = b.conns.checkout(t.idle).await;
+    let mut pooled = b.conns.checkout(t.idle);
     loop {
         let fresh = pooled.is_none();
         let mut conn = match pooled.take() {
@@ -298,35 +299,42 @@ async fn attempt_on(pool: &Pool, lease: &Lease, mut req: Request<ReqBody>) -> Ou
         };
         match tokio::time::timeout(t.response, conn.send(req)).await {
             Err(_) => return Outcome::Timeout,
-            Ok(Ok(resp)) => return Outcome::Response(resp, conn),
-            Ok(Err(mut e)) => match e.take_message() {
-                Some(r) if !fresh => req = r,
-                Some(r) => return Outcome::NotSent(r),
-                None => {
-                    tracing::debug!(server = %b.cfg.id, error = %e.error(), "exchange failed");
-                    return Outcome::Failed;
-                }
-            },
+            Ok(Ok(head)) => return Outcome::Response(head, conn),
+            Ok(Err(SendError::NotSent(r))) if !fresh => req = *r,
+            Ok(Err(SendError::NotSent(r))) => return Outcome::NotSent(*r),
+            Ok(Err(SendError::Failed(e))) => {
+                tracing::debug!(server = %b.cfg.id, error = %e, "exchange failed");
+                return Outcome::Failed;
+            }
         }
     }
 }
 
-fn respond(resp: Response<Incoming>, tx: Box<Conn>, lease: Lease) -> Response<RespBody> {
-    let (mut parts, body) = resp.into_parts();
-    lease.backend().metrics.count_status(parts.status.as_u16());
-    strip_hop_by_hop(&mut parts.headers);
+fn respond(head: Head, conn: Box<Conn>, lease: Lease) -> Response<RespBody> {
+    let Head {
+        status,
+        mut headers,
+        framing,
+        keep_alive: _,
+    } = head;
+    lease.backend().metrics.count_status(status.as_u16());
+    strip_hop_by_hop(&mut headers);
     let conns = Arc::clone(&lease.backend().conns);
-    if body.is_end_stream() {
-        // No body will be polled (HEAD, 204, 304): the exchange is over now.
-        conns.checkin(tx);
+    let mut body = Upstream::new(conn, framing);
+    let body = if body.is_end() {
+        // No body will be polled (HEAD, 204, 304, a zero length): the exchange is over now.
+        if let Some(c) = body.reusable_conn() {
+            conns.checkin(c);
+        }
         drop(lease);
-        return Response::from_parts(parts, RespBody::Full(None));
-    }
-    let done = Completion {
-        conn: Some((tx, conns)),
-        lease,
+        RespBody::Full(None)
+    } else {
+        RespBody::Proxied(body, Some(Completion { conns, lease }))
     };
-    Response::from_parts(parts, RespBody::Proxied(body, Some(done)))
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
 }
 
 fn unavailable(pool: &Pool, e: PickError) -> Response<RespBody> {

@@ -121,9 +121,13 @@ pub(crate) async fn accept_loop(
     // hyper's own header-read timeout arms a boxed timer per request (measured: 10 % of the
     // proxy's CPU); `idle_watch` below gives the same protection with one timer per connection.
     let mut auto = auto::Builder::new(TokioExecutor::new());
+    // `writev(false)`: hyper copies a response's head and body into one buffer and writes it
+    // with `send(2)`; on a socket that is cheaper in the kernel than `writev(2)`, which goes
+    // through the file layer (measured: see docs/benchmarks.md, "Where the time goes").
     auto.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(None::<Duration>)
+        .writev(false)
         .max_buf_size(lc.max_header_bytes);
     auto.http2()
         .timer(TokioTimer::new())
@@ -132,6 +136,7 @@ pub(crate) async fn accept_loop(
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(None::<Duration>)
+        .writev(false)
         .max_buf_size(lc.max_header_bytes);
     let builders = Arc::new((auto, h1));
     loop {

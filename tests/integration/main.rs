@@ -34,5 +34,6 @@ mod site_reload_l7;
 mod site_routing;
 mod site_status_page;
 mod site_tls;
+mod site_upstream;
 mod steering;
 mod steering_props;

@@ -1,0 +1,444 @@
+//! Keep-alive connections to one backend: a stack of idle HTTP/1.1 connections. A request takes
+//! the most recently used connection (warmest, least likely to have been closed by the backend's
+//! idle timer) or dials a new one; the response body hands it back when it ends.
+//!
+//! The exchange is written and read here, on `httparse` (framing in [`codec`]), rather than
+//! through hyper's client: a request is one buffer written with one `send(2)`, the response
+//! head is parsed into headers that share the read buffer, and the body is read from the same
+//! buffer by the response body the client is sent, with no channel, task or dispatcher between
+//! the socket and the client (measured in docs/benchmarks.md, "Where the time goes"). A
+//! connection is used by one request at a time and needs no polling while idle; one the
+//! backend closed meanwhile is noticed when it is taken (its socket reads end-of-file).
+
+pub(crate) mod codec;
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Incoming};
+use hyper::header;
+use hyper::{Method, Request};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use self::codec::{Decoded, Framing, Head, Parsed};
+use super::body::ReqBody;
+use super::tls::{BackendStream, BackendTls};
+
+/// Idle connections kept per backend.
+const MAX_IDLE: usize = 256;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One HTTP/1.1 connection to a backend.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    io: BackendStream,
+    /// Bytes read and not yet consumed (a response head in progress, body bytes).
+    rbuf: BytesMut,
+    /// The request head (and a small body) being written; kept for its capacity.
+    wbuf: Vec<u8>,
+    /// A streamed request body still being sent while the response arrives.
+    pump: Option<Pump>,
+    /// The last response allows another request on this connection.
+    reusable: bool,
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// Nothing reached the backend: here is the request back.
+    NotSent(Box<Request<ReqBody>>),
+    /// The request (or part of it) left, then the exchange failed.
+    Failed(io::Error),
+}
+
+fn broken(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl Conn {
+    fn new(io: BackendStream) -> Self {
+        Conn {
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(1024),
+            pump: None,
+            reusable: true,
+        }
+    }
+
+    /// An idle connection is usable when it holds no stray bytes and its socket has neither
+    /// data nor end-of-file waiting. Without pending readiness this costs no system call.
+    fn still_open(&mut self) -> bool {
+        if !self.reusable || !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut scratch = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut scratch);
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            Pin::new(&mut self.io).poll_read(&mut cx, &mut rb),
+            Poll::Pending
+        )
+    }
+
+    /// Sends a request and reads the response head. A streamed body goes on being sent while
+    /// the response body is read. A request of which nothing was written comes back.
+    pub(crate) async fn send(&mut self, req: Request<ReqBody>) -> Result<Head, SendError> {
+        let streamed = matches!(req.body(), ReqBody::Stream(_));
+        // A streamed body without a declared length goes chunked (the client's own
+        // Transfer-Encoding was hop-by-hop and is gone).
+        let chunked = streamed && !req.headers().contains_key(header::CONTENT_LENGTH);
+        self.wbuf.clear();
+        codec::encode_head(
+            &mut self.wbuf,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            chunked,
+        );
+        if let ReqBody::Full(Some(b)) = req.body() {
+            self.wbuf.extend_from_slice(b);
+        }
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            let r =
+                poll_fn(|cx| Pin::new(&mut self.io).poll_write(cx, &self.wbuf[written..])).await;
+            match r {
+                Ok(n) if n > 0 => written += n,
+                // The first write failed: the backend had closed the connection.
+                _ if written == 0 => return Err(SendError::NotSent(Box::new(req))),
+                Ok(_) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
+                Err(e) => return Err(SendError::Failed(e)),
+            }
+        }
+        let method = req.method().clone();
+        self.pump = match req.into_body() {
+            ReqBody::Stream(body) => Some(Pump::new(body, chunked)),
+            _ => None,
+        };
+        let head = poll_fn(|cx| {
+            // A backend may answer (and stop reading) before the body is whole: the failed
+            // write then only stops the pump, and the answer, or the connection's end, is read.
+            if let Some(p) = &mut self.pump
+                && let Poll::Ready(Err(e)) = p.poll(cx, &mut self.io)
+            {
+                tracing::debug!(error = %e, "backend stopped reading the request body");
+            }
+            poll_head(cx, &mut self.io, &mut self.rbuf, &method)
+        })
+        .await
+        .map_err(SendError::Failed)?;
+        self.reusable = head.keep_alive;
+        Ok(head)
+    }
+
+    /// The connection may take the next request: the response ended cleanly, its framing and
+    /// `Connection` allowed reuse and a streamed request body was sent whole.
+    fn reusable(&self) -> bool {
+        self.reusable && self.pump.as_ref().is_none_or(|p| p.done && !p.failed)
+    }
+}
+
+/// Reads until a final response head is whole (interim 1xx responses are skipped).
+fn poll_head(
+    cx: &mut Context<'_>,
+    io: &mut BackendStream,
+    rbuf: &mut BytesMut,
+    method: &Method,
+) -> Poll<io::Result<Head>> {
+    loop {
+        if !rbuf.is_empty() {
+            match codec::parse_head(rbuf, method) {
+                Ok(Parsed::Final(h)) => return Poll::Ready(Ok(h)),
+                Ok(Parsed::Interim) => continue,
+                Ok(Parsed::Partial) => {}
+                Err(e) => return Poll::Ready(Err(broken(e))),
+            }
+        }
+        rbuf.reserve(READ_CHUNK);
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, rbuf) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection before a response",
+                )));
+            }
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Sends a streamed request body, frame by frame, chunked when it has no declared length.
+#[derive(Debug)]
+struct Pump {
+    body: Incoming,
+    chunked: bool,
+    pending: Vec<u8>,
+    pos: usize,
+    last: bool,
+    done: bool,
+    /// Writing failed (the backend stopped reading); what it answers is still read.
+    failed: bool,
+}
+
+impl Pump {
+    fn new(body: Incoming, chunked: bool) -> Self {
+        Pump {
+            body,
+            chunked,
+            pending: Vec::new(),
+            pos: 0,
+            last: false,
+            done: false,
+            failed: false,
+        }
+    }
+
+    /// Moves the body along; ready when it has all been written, or with the error that
+    /// stopped it (after which it does nothing more).
+    fn poll(&mut self, cx: &mut Context<'_>, io: &mut BackendStream) -> Poll<io::Result<()>> {
+        if self.failed {
+            return Poll::Pending;
+        }
+        let r = self.poll_inner(cx, io);
+        if let Poll::Ready(Err(_)) = &r {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>, io: &mut BackendStream) -> Poll<io::Result<()>> {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            if self.pos < self.pending.len() {
+                match Pin::new(&mut *io).poll_write(cx, &self.pending[self.pos..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => self.pos += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                continue;
+            }
+            self.pending.clear();
+            self.pos = 0;
+            if self.last {
+                self.done = true;
+                continue;
+            }
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Request trailers are not forwarded.
+                    if let Ok(data) = frame.into_data() {
+                        if self.chunked {
+                            codec::encode_chunk(&mut self.pending, &data);
+                        } else {
+                            self.pending.extend_from_slice(&data);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(broken(e))),
+                Poll::Ready(None) => {
+                    if self.chunked {
+                        self.pending.extend_from_slice(codec::LAST_CHUNK);
+                    }
+                    self.last = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A response body read from its backend connection as the client takes it.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    conn: Option<Box<Conn>>,
+    framing: Framing,
+}
+
+impl Upstream {
+    pub(crate) fn new(conn: Box<Conn>, framing: Framing) -> Self {
+        Upstream {
+            conn: Some(conn),
+            framing,
+        }
+    }
+
+    /// Nothing more will come.
+    pub(crate) fn is_end(&self) -> bool {
+        matches!(self.framing, Framing::Empty | Framing::Length(0))
+            || matches!(self.framing, Framing::Chunked(codec::Chunked::Done))
+            || self.conn.is_none()
+    }
+
+    pub(crate) fn size_hint(&self) -> hyper::body::SizeHint {
+        match self.framing {
+            Framing::Empty => hyper::body::SizeHint::with_exact(0),
+            Framing::Length(n) => hyper::body::SizeHint::with_exact(n),
+            _ => hyper::body::SizeHint::default(),
+        }
+    }
+
+    /// The connection, when the exchange ended cleanly and it can be used again.
+    pub(crate) fn reusable_conn(&mut self) -> Option<Box<Conn>> {
+        let c = self.conn.take()?;
+        (self.is_end_clean() && c.reusable()).then_some(c)
+    }
+
+    fn is_end_clean(&self) -> bool {
+        matches!(
+            self.framing,
+            Framing::Empty | Framing::Length(0) | Framing::Chunked(codec::Chunked::Done)
+        )
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub(crate) fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Poll::Ready(None);
+        };
+        let Conn { io, rbuf, pump, .. } = conn;
+        if let Some(p) = pump
+            && let Poll::Ready(Err(e)) = p.poll(cx, io)
+        {
+            // The rest of the request cannot be sent; the response may still complete (the
+            // connection will not be reused).
+            tracing::debug!(error = %e, "backend stopped reading the request body");
+        }
+        loop {
+            match &mut self.framing {
+                Framing::Empty | Framing::Length(0) => return Poll::Ready(None),
+                Framing::Length(left) if !rbuf.is_empty() => {
+                    let take = (*left).min(rbuf.len() as u64) as usize;
+                    *left -= take as u64;
+                    return Poll::Ready(Some(Ok(rbuf.split_to(take).freeze())));
+                }
+                Framing::Chunked(state) => match codec::decode_chunked(state, rbuf) {
+                    Ok(Decoded::Data(d)) => return Poll::Ready(Some(Ok(d))),
+                    Ok(Decoded::End) => return Poll::Ready(None),
+                    Ok(Decoded::NeedMore) => {}
+                    Err(e) => return Poll::Ready(Some(Err(broken(e)))),
+                },
+                Framing::Close if !rbuf.is_empty() => {
+                    return Poll::Ready(Some(Ok(rbuf.split().freeze())));
+                }
+                Framing::Length(_) | Framing::Close => {}
+            }
+            rbuf.reserve(READ_CHUNK);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, rbuf) {
+                Poll::Ready(Ok(0)) => {
+                    if self.framing == Framing::Close {
+                        // The body ends with the connection, which goes with it.
+                        self.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "backend closed the connection in the middle of a response body",
+                    ))));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Why no connection could be had. The request has not left.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("connect to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("connect to {0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    #[error("TLS handshake with {0}: {1}")]
+    Tls(SocketAddr, std::io::Error),
+}
+
+/// The idle connections of one backend.
+#[derive(Debug)]
+pub(crate) struct ConnPool {
+    addr: SocketAddr,
+    idle: Mutex<Vec<(Box<Conn>, Instant)>>,
+    /// TLS towards this server, set once when the site starts.
+    tls: std::sync::OnceLock<BackendTls>,
+}
+
+impl ConnPool {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        ConnPool {
+            addr,
+            idle: Mutex::new(Vec::new()),
+            tls: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes new connections to this server speak TLS.
+    pub(crate) fn set_tls(&self, tls: BackendTls) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// An idle connection younger than `max_idle`, ready for a request, if any.
+    pub(crate) fn checkout(&self, max_idle: Duration) -> Option<Box<Conn>> {
+        loop {
+            let (mut c, since) = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.pop()?
+            };
+            if since.elapsed() <= max_idle && c.still_open() {
+                return Some(c);
+            }
+        }
+    }
+
+    /// Returns a connection after its exchange finished cleanly.
+    pub(crate) fn checkin(&self, c: Box<Conn>) {
+        if !c.reusable() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push((c, Instant::now()));
+        }
+    }
+
+    /// Closes every idle connection (the server was removed or drained).
+    pub(crate) fn clear(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Dials a new connection.
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Box<Conn>, ConnectError> {
+        let addr = self.addr;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ConnectError::Timeout(addr)),
+            Ok(Err(e)) => return Err(ConnectError::Io(addr, e)),
+            Ok(Ok(s)) => s,
+        };
+        // Small requests and responses: waiting for Nagle only adds latency.
+        let _ = stream.set_nodelay(true);
+        let stream = match self.tls.get() {
+            None => BackendStream::Plain(stream),
+            Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, stream)).await {
+                Ok(Ok(s)) => BackendStream::Tls(Box::new(s)),
+                Ok(Err(e)) => return Err(ConnectError::Tls(addr, e)),
+                Err(_) => return Err(ConnectError::Timeout(addr)),
+            },
+        };
+        Ok(Box::new(Conn::new(stream)))
+    }
+}
