@@ -21,7 +21,7 @@ use super::body::{Completion, ReqBody, RespBody};
 use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 use super::l7::Features;
 use super::pool::{Lease, PickError, Pool};
-use super::upstream::codec::Head;
+use super::upstream::codec::{Head, encode_head};
 use super::upstream::{Conn, SendError, Upstream};
 use crate::balance::{DEFAULT_SEED, hash_bytes};
 use crate::config::site::HashKey;
@@ -39,8 +39,8 @@ pub(crate) struct Proxy {
 /// What one attempt on one server gave.
 enum Outcome {
     Response(Head, Box<Conn>),
-    /// The request never left; here it is back.
-    NotSent(Request<ReqBody>),
+    /// The request never left; here is its body back.
+    NotSent(ReqBody),
     Timeout,
     /// Sent, then the exchange failed.
     Failed,
@@ -165,6 +165,12 @@ impl Proxy {
         // it is not counted against the retry budget, so losing a server never fails a request
         // that another server could take, however many requests were in flight to it.
         let mut never_left = false;
+        // The head is encoded once: every attempt sends the same bytes (so a retry needs no
+        // copy of the headers).
+        let chunked = matches!(p.body, Some(ReqBody::Stream(_)))
+            && !p.headers.contains_key(header::CONTENT_LENGTH);
+        let mut head = Vec::with_capacity(512);
+        encode_head(&mut head, &p.method, &p.uri, &p.headers, chunked);
         for attempt in 0..attempts {
             if attempt > 0 && !never_left {
                 match pool.try_retry() {
@@ -191,7 +197,6 @@ impl Proxy {
             }
             tried[attempt] = lease.index;
             let more = attempt + 1 < attempts;
-            // Headers are kept for a retry after the request left only when one can happen.
             let keep = more && p.idempotent && p.replayable && (retry.on_5xx || retry.on_timeout);
             let body = match (&p.body, p.replayable) {
                 (Some(ReqBody::Full(b)), true) => ReqBody::Full(b.clone()),
@@ -201,17 +206,9 @@ impl Proxy {
                     None => break,
                 },
             };
-            let headers = if more {
-                p.headers.clone()
-            } else {
-                std::mem::take(&mut p.headers)
-            };
-            let mut req = Request::new(body);
-            *req.method_mut() = p.method.clone();
-            *req.uri_mut() = p.uri.clone();
-            *req.headers_mut() = headers;
             let sent = Instant::now();
-            match attempt_on(pool, &lease, req).await {
+            let req = (&head[..], chunked, &p.method);
+            match attempt_on(pool, &lease, req, body).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status;
                     let failed = status.is_server_error();
@@ -228,13 +225,11 @@ impl Proxy {
                     }
                     return r;
                 }
-                Outcome::NotSent(req) => {
+                Outcome::NotSent(body) => {
                     never_left = true;
                     pool.record(lease.index, false, None);
                     lease.backend().metrics.count_error();
                     // The request never left: put it back for the next server, any method.
-                    let (parts, body) = req.into_parts();
-                    p.headers = parts.headers;
                     p.body = Some(body);
                     last = Some(plain(
                         StatusCode::BAD_GATEWAY,
@@ -280,7 +275,14 @@ fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
 
 /// One exchange with the leased server: a pooled connection, else a new one. A pooled
 /// connection that turns out closed before the request left is replaced once by a new one.
-async fn attempt_on(pool: &Pool, lease: &Lease, mut req: Request<ReqBody>) -> Outcome {
+/// `req` is the encoded head, whether it announces a chunked body, and the method.
+async fn attempt_on(
+    pool: &Pool,
+    lease: &Lease,
+    req: (&[u8], bool, &Method),
+    mut body: ReqBody,
+) -> Outcome {
+    let (head, chunked, method) = req;
     let b = lease.backend();
     let t = pool.cfg.timeouts;
     let mut pooled = b.conns.checkout(t.idle);
@@ -293,15 +295,15 @@ async fn attempt_on(pool: &Pool, lease: &Lease, mut req: Request<ReqBody>) -> Ou
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(server = %b.cfg.id, error = %e, "connect failed");
-                    return Outcome::NotSent(req);
+                    return Outcome::NotSent(body);
                 }
             },
         };
-        match tokio::time::timeout(t.response, conn.send(req)).await {
+        match tokio::time::timeout(t.response, conn.send(head, chunked, method, body)).await {
             Err(_) => return Outcome::Timeout,
             Ok(Ok(head)) => return Outcome::Response(head, conn),
-            Ok(Err(SendError::NotSent(r))) if !fresh => req = *r,
-            Ok(Err(SendError::NotSent(r))) => return Outcome::NotSent(*r),
+            Ok(Err(SendError::NotSent(b))) if !fresh => body = b,
+            Ok(Err(SendError::NotSent(b))) => return Outcome::NotSent(b),
             Ok(Err(SendError::Failed(e))) => {
                 tracing::debug!(server = %b.cfg.id, error = %e, "exchange failed");
                 return Outcome::Failed;

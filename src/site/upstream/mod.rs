@@ -21,9 +21,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use hyper::Method;
 use hyper::body::{Body, Incoming};
-use hyper::header;
-use hyper::{Method, Request};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -54,8 +53,8 @@ pub(crate) struct Conn {
 /// Why an exchange failed.
 #[derive(Debug)]
 pub(crate) enum SendError {
-    /// Nothing reached the backend: here is the request back.
-    NotSent(Box<Request<ReqBody>>),
+    /// Nothing reached the backend: here is the request body back.
+    NotSent(ReqBody),
     /// The request (or part of it) left, then the exchange failed.
     Failed(io::Error),
 }
@@ -90,38 +89,39 @@ impl Conn {
         )
     }
 
-    /// Sends a request and reads the response head. A streamed body goes on being sent while
-    /// the response body is read. A request of which nothing was written comes back.
-    pub(crate) async fn send(&mut self, req: Request<ReqBody>) -> Result<Head, SendError> {
-        let streamed = matches!(req.body(), ReqBody::Stream(_));
-        // A streamed body without a declared length goes chunked (the client's own
-        // Transfer-Encoding was hop-by-hop and is gone).
-        let chunked = streamed && !req.headers().contains_key(header::CONTENT_LENGTH);
-        self.wbuf.clear();
-        codec::encode_head(
-            &mut self.wbuf,
-            req.method(),
-            req.uri(),
-            req.headers(),
-            chunked,
-        );
-        if let ReqBody::Full(Some(b)) = req.body() {
-            self.wbuf.extend_from_slice(b);
-        }
+    /// Sends a request, its head encoded by [`codec::encode_head`] (`chunked` as given there:
+    /// a streamed body without a declared length), and reads the response head. A streamed
+    /// body goes on being sent while the response body is read. The body of a request of
+    /// which nothing was written comes back.
+    pub(crate) async fn send(
+        &mut self,
+        head: &[u8],
+        chunked: bool,
+        method: &Method,
+        body: ReqBody,
+    ) -> Result<Head, SendError> {
+        // Head and a buffered body leave in one write.
+        let out: &[u8] = match &body {
+            ReqBody::Full(Some(b)) => {
+                self.wbuf.clear();
+                self.wbuf.extend_from_slice(head);
+                self.wbuf.extend_from_slice(b);
+                &self.wbuf
+            }
+            _ => head,
+        };
         let mut written = 0;
-        while written < self.wbuf.len() {
-            let r =
-                poll_fn(|cx| Pin::new(&mut self.io).poll_write(cx, &self.wbuf[written..])).await;
+        while written < out.len() {
+            let r = poll_fn(|cx| Pin::new(&mut self.io).poll_write(cx, &out[written..])).await;
             match r {
                 Ok(n) if n > 0 => written += n,
                 // The first write failed: the backend had closed the connection.
-                _ if written == 0 => return Err(SendError::NotSent(Box::new(req))),
+                _ if written == 0 => return Err(SendError::NotSent(body)),
                 Ok(_) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
                 Err(e) => return Err(SendError::Failed(e)),
             }
         }
-        let method = req.method().clone();
-        self.pump = match req.into_body() {
+        self.pump = match body {
             ReqBody::Stream(body) => Some(Pump::new(body, chunked)),
             _ => None,
         };
@@ -133,7 +133,7 @@ impl Conn {
             {
                 tracing::debug!(error = %e, "backend stopped reading the request body");
             }
-            poll_head(cx, &mut self.io, &mut self.rbuf, &method)
+            poll_head(cx, &mut self.io, &mut self.rbuf, method)
         })
         .await
         .map_err(SendError::Failed)?;
