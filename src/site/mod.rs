@@ -5,12 +5,15 @@
 //! # Layout
 //!
 //! ```text
-//! listener ─► serve (hyper, HTTP/1.1 + h2c) ─► proxy ─► pool::pick (balance) ─► upstream conn
+//! listener ─► serve (hyper, HTTP/1.1 + h2c) ─► proxy ─► pool::pick (balance) ─► upstream
 //!                                                 ▲          ▲
 //!                         checker (active) ───────┘          └── record(): passive ejection,
 //!                                                                 breaker, latency estimate
 //! admin listener ─► /health /metrics /status /drain
 //! ```
+//!
+//! Clients are served by hyper; towards the backends `upstream` speaks HTTP/1.1 itself on
+//! `httparse` (one buffer per request head, response bodies read straight from the socket).
 //!
 //! Sockets and shutdown are injected ([`Site::run`] takes bound [`Listeners`] and a future), so
 //! tests bind `127.0.0.1:0` and end a site without signals.

@@ -40,6 +40,14 @@ fn reply(bytes: &'static [u8]) -> Step {
     }
 }
 
+/// Replies, then closes the connection.
+fn reply_and_close(bytes: &'static [u8]) -> Step {
+    Step {
+        close: true,
+        ..reply(bytes)
+    }
+}
+
 /// A backend on a raw socket that answers the n-th request with the n-th step (the last
 /// repeats) and records what it received.
 struct Scripted {
@@ -181,11 +189,9 @@ async fn a_chunked_response_is_decoded_and_its_connection_reused() {
 
 #[tokio::test]
 async fn a_close_delimited_response_is_read_to_the_end_and_not_reused() {
-    let b = Scripted::start(vec![Step {
-        reply: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close",
-        close: true,
-        early: false,
-    }])
+    let b = Scripted::start(vec![reply_and_close(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close",
+    )])
     .await;
     let site = TestSite::start(&site_toml(&b.addr, "")).await;
     for _ in 0..2 {
@@ -236,11 +242,9 @@ async fn malformed_responses_get_502() {
         &b"NOT HTTP AT ALL\r\n\r\n"[..],
         &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"[..],
     ] {
-        let b = Scripted::start(vec![Step {
-            reply: Box::leak(bad.to_vec().into_boxed_slice()),
-            close: true,
-            early: false,
-        }])
+        let b = Scripted::start(vec![reply_and_close(Box::leak(
+            bad.to_vec().into_boxed_slice(),
+        ))])
         .await;
         let site = TestSite::start(&site_toml(&b.addr, "")).await;
         let (s, _, _) = get(&site, "/").await;
@@ -257,11 +261,9 @@ async fn malformed_responses_get_502() {
 async fn a_connection_the_backend_closed_while_idle_is_not_used() {
     // Every answer closes its connection after a keep-alive response, as a backend whose idle
     // timer fired would: the next request must go out on a new connection, not fail.
-    let b = Scripted::start(vec![Step {
-        reply: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        close: true,
-        early: false,
-    }])
+    let b = Scripted::start(vec![reply_and_close(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    )])
     .await;
     let site = TestSite::start(&site_toml(&b.addr, "retry = { attempts = 0 }")).await;
     for i in 0..5 {
@@ -343,9 +345,10 @@ impl Body for Chunks {
 async fn an_answer_before_the_body_was_read_reaches_the_client() {
     // The backend refuses a large upload from its head alone and closes.
     let b = Scripted::start(vec![Step {
-        reply: b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n",
-        close: true,
         early: true,
+        ..reply_and_close(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n",
+        )
     }])
     .await;
     let site = TestSite::start(&site_toml(&b.addr, "")).await;
