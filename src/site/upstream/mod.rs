@@ -35,6 +35,8 @@ use super::tls::{BackendStream, BackendTls};
 const MAX_IDLE: usize = 256;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest write buffer a connection keeps between requests.
+const MAX_KEPT_WBUF: usize = 16 * 1024;
 
 /// One HTTP/1.1 connection to a backend.
 #[derive(Debug)]
@@ -120,6 +122,10 @@ impl Conn {
                 Ok(_) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
                 Err(e) => return Err(SendError::Failed(e)),
             }
+        }
+        if self.wbuf.capacity() > MAX_KEPT_WBUF {
+            // A large buffered body was sent: an idle connection does not keep its buffer.
+            self.wbuf = Vec::new();
         }
         self.pump = match body {
             ReqBody::Stream(body) => Some(Pump::new(body, chunked)),
