@@ -133,6 +133,8 @@ impl Front {
                     pool,
                     ids: Arc::clone(&self.state.ids),
                     max_body: cfg.max_body_bytes,
+                    forwarded: cfg.forwarded,
+                    request_id: cfg.request_id,
                     features: view.features.clone(),
                 };
                 let slot = match slot {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hyper::HeaderMap;
 use hyper::header::{self, HeaderName, HeaderValue};
 
+use crate::config::site::ForwardedHeaders;
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -95,21 +97,36 @@ impl Client {
     }
 }
 
-/// Adds the forwarding headers for a request from `client` whose host was `host`.
-pub fn add_forwarded(h: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", client.addr.ip())).ok(),
-        None => Some(client.ip.clone()),
-    };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR.clone(), v);
+/// Adds the forwarding headers a listener asks for (`which`) to a request from `client` whose
+/// host was `host`. Headers it does not add pass through as the client sent them.
+pub fn add_forwarded(
+    h: &mut HeaderMap,
+    client: &Client,
+    host: Option<&HeaderValue>,
+    which: ForwardedHeaders,
+) {
+    if which.x_forwarded_for {
+        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", client.addr.ip())).ok(),
+            None => Some(client.ip.clone()),
+        };
+        if let Some(v) = xff {
+            h.insert(X_FORWARDED_FOR.clone(), v);
+        }
     }
-    h.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(client.proto()),
-    );
-    if let Some(host) = host {
+    if which.x_forwarded_proto {
+        h.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(client.proto()),
+        );
+    }
+    if which.x_forwarded_host
+        && let Some(host) = host
+    {
         h.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+    if !which.forwarded {
+        return;
     }
     let prev = h.get(&FORWARDED).and_then(|v| v.to_str().ok());
     let mut buf = String::with_capacity(64);
@@ -209,7 +226,7 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         let host = HeaderValue::from_static("example.com");
         let client = Client::new("[::1]:5000".parse().expect("addr"));
-        add_forwarded(&mut h, &client, Some(&host));
+        add_forwarded(&mut h, &client, Some(&host), ForwardedHeaders::ALL);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, ::1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
@@ -217,6 +234,25 @@ mod tests {
             h["forwarded"],
             "for=\"[::1]\";proto=http;host=\"example.com\""
         );
+    }
+
+    #[test]
+    fn only_the_asked_forwarding_headers_are_added() {
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", HeaderValue::from_static("for=192.0.2.1"));
+        let host = HeaderValue::from_static("example.com");
+        let client = Client::new("198.51.100.7:5000".parse().expect("addr"));
+        let only_xff = ForwardedHeaders {
+            x_forwarded_for: true,
+            x_forwarded_proto: false,
+            x_forwarded_host: false,
+            forwarded: false,
+        };
+        add_forwarded(&mut h, &client, Some(&host), only_xff);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7");
+        assert!(!h.contains_key("x-forwarded-proto"));
+        assert!(!h.contains_key("x-forwarded-host"));
+        assert_eq!(h["forwarded"], "for=192.0.2.1", "passed through untouched");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::pool::{Lease, PickError, Pool};
 use super::upstream::codec::{Head, encode_head};
 use super::upstream::{Conn, SendError, Upstream};
 use crate::balance::{DEFAULT_SEED, hash_bytes};
-use crate::config::site::HashKey;
+use crate::config::site::{ForwardedHeaders, HashKey};
 
 /// Handles requests of one listener.
 #[derive(Debug)]
@@ -32,6 +32,10 @@ pub(crate) struct Proxy {
     pub(crate) pool: Arc<Pool>,
     pub(crate) ids: Arc<RequestIds>,
     pub(crate) max_body: u64,
+    /// Forwarding headers added.
+    pub(crate) forwarded: ForwardedHeaders,
+    /// Assign request ids.
+    pub(crate) request_id: bool,
     /// Routing, rate limits, cache, compression; `None` keeps the plain path.
     pub(crate) features: Option<Arc<Features>>,
 }
@@ -108,13 +112,15 @@ impl Proxy {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
         strip_hop_by_hop(&mut parts.headers);
-        add_forwarded(&mut parts.headers, client, host.as_ref());
+        add_forwarded(&mut parts.headers, client, host.as_ref(), self.forwarded);
         if let Some(h) = &host
             && !parts.headers.contains_key(header::HOST)
         {
             parts.headers.insert(header::HOST, h.clone());
         }
-        self.ids.ensure(&mut parts.headers);
+        if self.request_id {
+            self.ids.ensure(&mut parts.headers);
+        }
         let uri = match parts.uri.path_and_query() {
             Some(pq) => Uri::from(pq.clone()),
             None => Uri::from_static("/"),

@@ -142,6 +142,39 @@ async fn forwarding_headers_are_set_and_hop_by_hop_removed() {
     assert_eq!(h["x-request-id"].len(), 32);
 }
 
+#[tokio::test]
+async fn a_listener_adds_only_the_forwarding_headers_it_names() {
+    let b = TestBackend::start("b").await;
+    let toml = format!(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
+         forwarded_headers = [\"x-forwarded-for\"]\nrequest_id = false\n\
+         [pools.p]\nservers = [\"{}\"]\n",
+        b.addr
+    );
+    let site = TestSite::start(&toml).await;
+    let req = Request::get(site.url("/"))
+        .header("forwarded", "for=192.0.2.60")
+        .body(Full::<Bytes>::default())
+        .expect("req");
+    let (s, _, _) = request(&site.client, req).await;
+    assert_eq!(s, StatusCode::OK);
+    let h = b.last_headers();
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    for absent in ["x-forwarded-proto", "x-forwarded-host", "x-request-id"] {
+        assert!(!h.contains_key(absent), "{absent} was added");
+    }
+    assert_eq!(h["forwarded"], "for=192.0.2.60", "passed through as sent");
+    let bad = "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
+               forwarded_headers = [\"via\"]\n[pools.p]\nservers = [\"127.0.0.1:1\"]\n";
+    let e = meridian::config::site::parse_site(std::path::Path::new("s.toml"), bad)
+        .expect_err("unknown header name");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("s.toml:4:") && msg.contains("forwarded_headers"),
+        "{msg}"
+    );
+}
+
 async fn raw(site: &TestSite, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(site.addr).await.expect("connect");
     s.write_all(bytes).await.expect("write");

@@ -62,6 +62,35 @@ pub enum Protocol {
     Tcp,
 }
 
+/// The forwarding headers a listener adds (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedHeaders {
+    /// `X-Forwarded-For` (the client address appended).
+    pub x_forwarded_for: bool,
+    /// `X-Forwarded-Proto`.
+    pub x_forwarded_proto: bool,
+    /// `X-Forwarded-Host`.
+    pub x_forwarded_host: bool,
+    /// `Forwarded` (RFC 7239).
+    pub forwarded: bool,
+}
+
+impl ForwardedHeaders {
+    /// Every one of them.
+    pub const ALL: ForwardedHeaders = ForwardedHeaders {
+        x_forwarded_for: true,
+        x_forwarded_proto: true,
+        x_forwarded_host: true,
+        forwarded: true,
+    };
+}
+
+impl Default for ForwardedHeaders {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// A client-facing listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerConfig {
@@ -79,6 +108,10 @@ pub struct ListenerConfig {
     pub h2: bool,
     /// Largest request body with a declared length; more gets 413. 0 = no limit.
     pub max_body_bytes: u64,
+    /// Which forwarding headers are added to proxied requests.
+    pub forwarded: ForwardedHeaders,
+    /// Assign an `X-Request-Id` to requests that come without one.
+    pub request_id: bool,
     /// TLS termination, if any.
     pub tls: Option<super::TlsConfig>,
     /// Routing, rate limit, compression and cache; `None` when none is configured. With

@@ -52,6 +52,8 @@ pub(crate) struct RawListener {
     pub(crate) header_timeout: Option<Spanned<String>>,
     pub(crate) h2: Option<bool>,
     pub(crate) max_body_bytes: Option<Spanned<i64>>,
+    pub(crate) forwarded_headers: Option<Vec<Spanned<String>>>,
+    pub(crate) request_id: Option<bool>,
     pub(crate) tls: Option<Spanned<RawTls>>,
     pub(crate) routes: Option<Vec<Spanned<RawRoute>>>,
     pub(crate) rate_limit: Option<Spanned<RawRateLimit>>,

@@ -160,6 +160,31 @@ fn listener(
         0..=i64::MAX,
         0,
     ) as u64;
+    let forwarded = match &r.forwarded_headers {
+        None => ForwardedHeaders::ALL,
+        Some(names) => {
+            let mut f = ForwardedHeaders {
+                x_forwarded_for: false,
+                x_forwarded_proto: false,
+                x_forwarded_host: false,
+                forwarded: false,
+            };
+            for n in names {
+                match n.get_ref().to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => f.x_forwarded_for = true,
+                    "x-forwarded-proto" => f.x_forwarded_proto = true,
+                    "x-forwarded-host" => f.x_forwarded_host = true,
+                    "forwarded" => f.forwarded = true,
+                    _ => c.err(
+                        &n.span(),
+                        &format!("{item} forwarded_headers"),
+                        "expected \"x-forwarded-for\", \"x-forwarded-proto\", \"x-forwarded-host\" or \"forwarded\"",
+                    ),
+                }
+            }
+            f
+        }
+    };
     Some(ListenerConfig {
         bind: bind?,
         protocol,
@@ -168,6 +193,8 @@ fn listener(
         header_timeout,
         h2: r.h2.unwrap_or(true),
         max_body_bytes,
+        forwarded,
+        request_id: r.request_id.unwrap_or(true),
         tls,
         features,
         l4,
