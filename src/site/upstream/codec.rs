@@ -519,4 +519,46 @@ mod tests {
             assert_eq!(decode_all(bad, 4).err(), Some(ProtoError::Chunk), "{bad:?}");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a backend sends, parsing its head never panics, and a head that is
+            /// not whole consumes nothing.
+            #[test]
+            fn any_bytes_parse_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut b = BytesMut::from(&raw[..]);
+                if let Ok(Parsed::Partial) = parse_head(&mut b, &Method::GET) {
+                    prop_assert_eq!(&b[..], &raw[..]);
+                }
+                let mut state = Chunked::Size;
+                let mut c = BytesMut::from(&raw[..]);
+                for _ in 0..raw.len() + 2 {
+                    match decode_chunked(&mut state, &mut c) {
+                        Ok(Decoded::Data(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+
+            /// Any body, chunked in any sizes and fed in any read sizes, decodes to itself.
+            #[test]
+            fn chunked_round_trip(
+                body in proptest::collection::vec(any::<u8>(), 0..2048),
+                chunk in 1usize..300,
+                step in 1usize..64,
+            ) {
+                let mut wire = Vec::new();
+                for piece in body.chunks(chunk) {
+                    encode_chunk(&mut wire, piece);
+                }
+                wire.extend_from_slice(LAST_CHUNK);
+                let (out, rest) = decode_all(&wire, step).expect("valid chunked body");
+                prop_assert_eq!(out, body);
+                prop_assert_eq!(rest, 0);
+            }
+        }
+    }
 }
