@@ -244,9 +244,7 @@ mod tests {
         let client = Client::new("198.51.100.7:5000".parse().expect("addr"));
         let only_xff = ForwardedHeaders {
             x_forwarded_for: true,
-            x_forwarded_proto: false,
-            x_forwarded_host: false,
-            forwarded: false,
+            ..ForwardedHeaders::NONE
         };
         add_forwarded(&mut h, &client, Some(&host), only_xff);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7");

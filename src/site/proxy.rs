@@ -21,7 +21,7 @@ use super::body::{Completion, ReqBody, RespBody};
 use super::headers::{Client, RequestIds, add_forwarded, strip_hop_by_hop};
 use super::l7::Features;
 use super::pool::{Lease, PickError, Pool};
-use super::upstream::codec::{Head, encode_head};
+use super::upstream::codec::{Head, RequestHead};
 use super::upstream::{Conn, SendError, Upstream};
 use crate::balance::{DEFAULT_SEED, hash_bytes};
 use crate::config::site::{ForwardedHeaders, HashKey};
@@ -173,10 +173,8 @@ impl Proxy {
         let mut never_left = false;
         // The head is encoded once: every attempt sends the same bytes (so a retry needs no
         // copy of the headers).
-        let chunked = matches!(p.body, Some(ReqBody::Stream(_)))
-            && !p.headers.contains_key(header::CONTENT_LENGTH);
-        let mut head = Vec::with_capacity(512);
-        encode_head(&mut head, &p.method, &p.uri, &p.headers, chunked);
+        let streamed = matches!(p.body, Some(ReqBody::Stream(_)));
+        let head = RequestHead::encode(&p.method, &p.uri, &p.headers, streamed);
         for attempt in 0..attempts {
             if attempt > 0 && !never_left {
                 match pool.try_retry() {
@@ -213,8 +211,7 @@ impl Proxy {
                 },
             };
             let sent = Instant::now();
-            let req = (&head[..], chunked, &p.method);
-            match attempt_on(pool, &lease, req, body).await {
+            match attempt_on(pool, &lease, &head, body).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status;
                     let failed = status.is_server_error();
@@ -281,14 +278,7 @@ fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
 
 /// One exchange with the leased server: a pooled connection, else a new one. A pooled
 /// connection that turns out closed before the request left is replaced once by a new one.
-/// `req` is the encoded head, whether it announces a chunked body, and the method.
-async fn attempt_on(
-    pool: &Pool,
-    lease: &Lease,
-    req: (&[u8], bool, &Method),
-    mut body: ReqBody,
-) -> Outcome {
-    let (head, chunked, method) = req;
+async fn attempt_on(pool: &Pool, lease: &Lease, head: &RequestHead, mut body: ReqBody) -> Outcome {
     let b = lease.backend();
     let t = pool.cfg.timeouts;
     let mut pooled = b.conns.checkout(t.idle);
@@ -305,7 +295,7 @@ async fn attempt_on(
                 }
             },
         };
-        match tokio::time::timeout(t.response, conn.send(head, chunked, method, body)).await {
+        match tokio::time::timeout(t.response, conn.send(head, body)).await {
             Err(_) => return Outcome::Timeout,
             Ok(Ok(head)) => return Outcome::Response(head, conn),
             Ok(Err(SendError::NotSent(b))) if !fresh => body = b,

@@ -76,19 +76,20 @@ pub struct ForwardedHeaders {
 }
 
 impl ForwardedHeaders {
-    /// Every one of them.
+    /// Every one of them (the default).
     pub const ALL: ForwardedHeaders = ForwardedHeaders {
         x_forwarded_for: true,
         x_forwarded_proto: true,
         x_forwarded_host: true,
         forwarded: true,
     };
-}
-
-impl Default for ForwardedHeaders {
-    fn default() -> Self {
-        Self::ALL
-    }
+    /// None of them.
+    pub const NONE: ForwardedHeaders = ForwardedHeaders {
+        x_forwarded_for: false,
+        x_forwarded_proto: false,
+        x_forwarded_host: false,
+        forwarded: false,
+    };
 }
 
 /// A client-facing listener.

@@ -163,12 +163,7 @@ fn listener(
     let forwarded = match &r.forwarded_headers {
         None => ForwardedHeaders::ALL,
         Some(names) => {
-            let mut f = ForwardedHeaders {
-                x_forwarded_for: false,
-                x_forwarded_proto: false,
-                x_forwarded_host: false,
-                forwarded: false,
-            };
+            let mut f = ForwardedHeaders::NONE;
             for n in names {
                 match n.get_ref().to_ascii_lowercase().as_str() {
                     "x-forwarded-for" => f.x_forwarded_for = true,

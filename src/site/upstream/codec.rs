@@ -33,15 +33,35 @@ pub(crate) enum ProtoError {
     Upgrade,
 }
 
+/// A request head as it goes on the wire, encoded once and sent by every attempt.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub(crate) bytes: Vec<u8>,
+    /// The body follows chunked (it is streamed and has no declared length).
+    pub(crate) chunked: bool,
+    /// The request's method (a response to HEAD has no body).
+    pub(crate) method: Method,
+}
+
+impl RequestHead {
+    /// Encodes a request whose body is `streamed` (else empty or buffered with its
+    /// `Content-Length`). A streamed body without a declared length goes chunked: the
+    /// client's own `Transfer-Encoding` was hop-by-hop and is gone.
+    pub(crate) fn encode(method: &Method, uri: &Uri, headers: &HeaderMap, streamed: bool) -> Self {
+        let chunked = streamed && !headers.contains_key(header::CONTENT_LENGTH);
+        let mut bytes = Vec::with_capacity(512);
+        encode_head(&mut bytes, method, uri, headers, chunked);
+        RequestHead {
+            bytes,
+            chunked,
+            method: method.clone(),
+        }
+    }
+}
+
 /// Writes a request head: request line, the headers as given, `Transfer-Encoding: chunked`
 /// when the body is sent chunked, the blank line.
-pub(crate) fn encode_head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    chunked: bool,
-) {
+fn encode_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap, chunked: bool) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -83,6 +103,16 @@ pub(crate) enum Framing {
     Chunked(Chunked),
     /// Until the backend closes.
     Close,
+}
+
+impl Framing {
+    /// The whole body has been read.
+    pub(crate) fn is_done(self) -> bool {
+        matches!(
+            self,
+            Framing::Empty | Framing::Length(0) | Framing::Chunked(Chunked::Done)
+        )
+    }
 }
 
 /// A parsed final response head.
@@ -346,11 +376,12 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("example.com"));
         h.append("x-a", HeaderValue::from_static("1"));
         h.append("x-a", HeaderValue::from_static("2"));
-        let mut out = Vec::new();
         let uri: Uri = "/p?q=1".parse().expect("uri");
-        encode_head(&mut out, &Method::POST, &uri, &h, true);
+        // A streamed body without a Content-Length goes chunked.
+        let head = RequestHead::encode(&Method::POST, &uri, &h, true);
+        assert!(head.chunked);
         assert_eq!(
-            String::from_utf8(out).expect("ascii"),
+            String::from_utf8(head.bytes).expect("ascii"),
             "POST /p?q=1 HTTP/1.1\r\nhost: example.com\r\nx-a: 1\r\nx-a: 2\r\n\
              transfer-encoding: chunked\r\n\r\n"
         );

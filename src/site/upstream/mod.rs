@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use self::codec::{Decoded, Framing, Head, Parsed};
+use self::codec::{Decoded, Framing, Head, Parsed, RequestHead};
 use super::body::ReqBody;
 use super::tls::{BackendStream, BackendTls};
 
@@ -91,26 +91,23 @@ impl Conn {
         )
     }
 
-    /// Sends a request, its head encoded by [`codec::encode_head`] (`chunked` as given there:
-    /// a streamed body without a declared length), and reads the response head. A streamed
-    /// body goes on being sent while the response body is read. The body of a request of
-    /// which nothing was written comes back.
+    /// Sends a request and reads the response head. A streamed body goes on being sent while
+    /// the response body is read. The body of a request of which nothing was written comes
+    /// back.
     pub(crate) async fn send(
         &mut self,
-        head: &[u8],
-        chunked: bool,
-        method: &Method,
+        head: &RequestHead,
         body: ReqBody,
     ) -> Result<Head, SendError> {
         // Head and a buffered body leave in one write.
         let out: &[u8] = match &body {
             ReqBody::Full(Some(b)) => {
                 self.wbuf.clear();
-                self.wbuf.extend_from_slice(head);
+                self.wbuf.extend_from_slice(&head.bytes);
                 self.wbuf.extend_from_slice(b);
                 &self.wbuf
             }
-            _ => head,
+            _ => &head.bytes,
         };
         let mut written = 0;
         while written < out.len() {
@@ -128,16 +125,13 @@ impl Conn {
             self.wbuf = Vec::new();
         }
         self.pump = match body {
-            ReqBody::Stream(body) => Some(Pump::new(body, chunked)),
+            ReqBody::Stream(body) => Some(Pump::new(body, head.chunked)),
             _ => None,
         };
+        let method = &head.method;
         let head = poll_fn(|cx| {
-            // A backend may answer (and stop reading) before the body is whole: the failed
-            // write then only stops the pump, and the answer, or the connection's end, is read.
-            if let Some(p) = &mut self.pump
-                && let Poll::Ready(Err(e)) = p.poll(cx, &mut self.io)
-            {
-                tracing::debug!(error = %e, "backend stopped reading the request body");
+            if let Some(p) = &mut self.pump {
+                p.advance(cx, &mut self.io);
             }
             poll_head(cx, &mut self.io, &mut self.rbuf, method)
         })
@@ -211,17 +205,17 @@ impl Pump {
         }
     }
 
-    /// Moves the body along; ready when it has all been written, or with the error that
-    /// stopped it (after which it does nothing more).
-    fn poll(&mut self, cx: &mut Context<'_>, io: &mut BackendStream) -> Poll<io::Result<()>> {
+    /// Moves the body along as far as it can go now. A backend may answer (and stop reading)
+    /// before the body is whole: a failed write then only stops the pump (the connection will
+    /// not be reused), and the answer, or the connection's end, is still read.
+    fn advance(&mut self, cx: &mut Context<'_>, io: &mut BackendStream) {
         if self.failed {
-            return Poll::Pending;
+            return;
         }
-        let r = self.poll_inner(cx, io);
-        if let Poll::Ready(Err(_)) = &r {
+        if let Poll::Ready(Err(e)) = self.poll_inner(cx, io) {
             self.failed = true;
+            tracing::debug!(error = %e, "backend stopped reading the request body");
         }
-        r
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>, io: &mut BackendStream) -> Poll<io::Result<()>> {
@@ -285,9 +279,7 @@ impl Upstream {
 
     /// Nothing more will come.
     pub(crate) fn is_end(&self) -> bool {
-        matches!(self.framing, Framing::Empty | Framing::Length(0))
-            || matches!(self.framing, Framing::Chunked(codec::Chunked::Done))
-            || self.conn.is_none()
+        self.conn.is_none() || self.framing.is_done()
     }
 
     pub(crate) fn size_hint(&self) -> hyper::body::SizeHint {
@@ -301,14 +293,7 @@ impl Upstream {
     /// The connection, when the exchange ended cleanly and it can be used again.
     pub(crate) fn reusable_conn(&mut self) -> Option<Box<Conn>> {
         let c = self.conn.take()?;
-        (self.is_end_clean() && c.reusable()).then_some(c)
-    }
-
-    fn is_end_clean(&self) -> bool {
-        matches!(
-            self.framing,
-            Framing::Empty | Framing::Length(0) | Framing::Chunked(codec::Chunked::Done)
-        )
+        (self.framing.is_done() && c.reusable()).then_some(c)
     }
 
     /// The next piece of the body; `None` at its end.
@@ -317,12 +302,8 @@ impl Upstream {
             return Poll::Ready(None);
         };
         let Conn { io, rbuf, pump, .. } = conn;
-        if let Some(p) = pump
-            && let Poll::Ready(Err(e)) = p.poll(cx, io)
-        {
-            // The rest of the request cannot be sent; the response may still complete (the
-            // connection will not be reused).
-            tracing::debug!(error = %e, "backend stopped reading the request body");
+        if let Some(p) = pump {
+            p.advance(cx, io);
         }
         loop {
             match &mut self.framing {
