@@ -138,9 +138,16 @@ pub(crate) enum Parsed {
 /// Parses the response head at the start of `buf`, consuming it when whole. `method` is the
 /// request's (a response to HEAD has no body whatever it says).
 pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, ProtoError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut fields);
-    let len = match r.parse(buf) {
+    // Left uninitialised: the parser writes the fields it finds (no 4 KiB to zero per answer).
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut r,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err(ProtoError::HeadTooLarge);
@@ -159,14 +166,18 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, 
     // Where each field sits in the head, so that the values can share its bytes once the head
     // is split off the buffer (the parser borrows the buffer until then).
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    // (A head is parsed once the buffer holds it, at most MAX_HEAD plus one read: offsets fit
+    // in u32.)
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let n = r.headers.len();
+    let at = |p: &[u8]| (p.as_ptr() as usize - base) as u32;
     for (span, f) in spans.iter_mut().zip(r.headers.iter()) {
+        let name = f.name.as_bytes();
         *span = (
-            f.name.as_ptr() as usize - base,
-            f.name.len(),
-            f.value.as_ptr() as usize - base,
-            f.value.len(),
+            at(name),
+            name.len() as u32,
+            at(f.value),
+            f.value.len() as u32,
         );
     }
     let head = buf.split_to(len).freeze();
@@ -178,6 +189,7 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, 
     }
     let mut headers = HeaderMap::with_capacity(n);
     for &(no, nl, vo, vl) in &spans[..n] {
+        let (no, nl, vo, vl) = (no as usize, nl as usize, vo as usize, vl as usize);
         let name = HeaderName::from_bytes(&head[no..no + nl]).map_err(|_| ProtoError::Field)?;
         let value = HeaderValue::from_maybe_shared(head.slice(vo..vo + vl))
             .map_err(|_| ProtoError::Field)?;
