@@ -391,12 +391,18 @@ impl Pool {
 
     /// Feeds one attempt's outcome to passive detection, the breaker and the latency estimate.
     /// `key` names the server; a server that left the pool meanwhile is ignored.
+    /// Whether [`Pool::record`] uses a response time: only least-time reads it, so the other
+    /// algorithms' callers skip the clock read.
+    pub(crate) fn wants_rtt(&self) -> bool {
+        self.cfg.algorithm == Algorithm::LeastTime
+    }
+
     pub(crate) fn record(&self, key: usize, ok: bool, rtt: Option<Duration>) {
         let m = self.members.load();
         let Some(b) = m.find(key) else { return };
         b.requests.fetch_add(1, Ordering::Relaxed);
         // Only least-time reads the estimate; the others skip the clock read.
-        if let Some(rtt) = rtt.filter(|_| self.cfg.algorithm == Algorithm::LeastTime) {
+        if let Some(rtt) = rtt.filter(|_| self.wants_rtt()) {
             let now = self.now().as_nanos() as u64;
             b.ewma.observe(
                 rtt.as_nanos() as f64,

@@ -210,12 +210,14 @@ impl Proxy {
                     None => break,
                 },
             };
-            let sent = Instant::now();
-            match attempt_on(pool, &lease, &head, body).await {
+            let sent = tokio::time::Instant::now();
+            let deadline = sent + pool.cfg.timeouts.response;
+            match attempt_on(pool, &lease, &head, body, deadline).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status;
                     let failed = status.is_server_error();
-                    pool.record(lease.index, !failed, Some(sent.elapsed()));
+                    let rtt = pool.wants_rtt().then(|| sent.elapsed());
+                    pool.record(lease.index, !failed, rtt);
                     if failed && keep && retry.on_5xx {
                         lease.backend().metrics.count_status(status.as_u16());
                         last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
@@ -278,7 +280,13 @@ fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
 
 /// One exchange with the leased server: a pooled connection, else a new one. A pooled
 /// connection that turns out closed before the request left is replaced once by a new one.
-async fn attempt_on(pool: &Pool, lease: &Lease, head: &RequestHead, mut body: ReqBody) -> Outcome {
+async fn attempt_on(
+    pool: &Pool,
+    lease: &Lease,
+    head: &RequestHead,
+    mut body: ReqBody,
+    deadline: tokio::time::Instant,
+) -> Outcome {
     let b = lease.backend();
     let t = pool.cfg.timeouts;
     let mut pooled = b.conns.checkout(t.idle);
@@ -295,12 +303,12 @@ async fn attempt_on(pool: &Pool, lease: &Lease, head: &RequestHead, mut body: Re
                 }
             },
         };
-        match tokio::time::timeout(t.response, conn.send(head, body)).await {
-            Err(_) => return Outcome::Timeout,
-            Ok(Ok(head)) => return Outcome::Response(head, conn),
-            Ok(Err(SendError::NotSent(b))) if !fresh => body = b,
-            Ok(Err(SendError::NotSent(b))) => return Outcome::NotSent(b),
-            Ok(Err(SendError::Failed(e))) => {
+        match conn.send(head, body, deadline).await {
+            Ok(head) => return Outcome::Response(head, conn),
+            Err(SendError::TimedOut) => return Outcome::Timeout,
+            Err(SendError::NotSent(b)) if !fresh => body = b,
+            Err(SendError::NotSent(b)) => return Outcome::NotSent(b),
+            Err(SendError::Failed(e)) => {
                 tracing::debug!(server = %b.cfg.id, error = %e, "exchange failed");
                 return Outcome::Failed;
             }

@@ -1,7 +1,7 @@
 //! The backend side of the L7 proxy, against a scripted raw-TCP backend: response framing
 //! (chunked, close-delimited, both headers, bad lengths), interim responses, connection reuse
 //! and its limits, a backend that closes idle connections, request bodies sent chunked, and an
-//! answer that comes before the request body was read.
+//! answer that comes before the request body was read, and the response timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +30,8 @@ struct Step {
     close: bool,
     /// Reply as soon as the head is read, without reading the body.
     early: bool,
+    /// Never reply (the connection stays open).
+    silent: bool,
 }
 
 fn reply(bytes: &'static [u8]) -> Step {
@@ -37,6 +39,15 @@ fn reply(bytes: &'static [u8]) -> Step {
         reply: bytes,
         close: false,
         early: false,
+        silent: false,
+    }
+}
+
+/// Reads the request and never answers.
+fn no_answer() -> Step {
+    Step {
+        silent: true,
+        ..reply(b"")
     }
 }
 
@@ -140,6 +151,9 @@ async fn serve(
         }
         received.lock().await.push(buf[..end].to_vec());
         buf.drain(..end);
+        if step.silent {
+            std::future::pending::<()>().await;
+        }
         if s.write_all(step.reply).await.is_err() {
             return;
         }
@@ -405,4 +419,64 @@ async fn a_small_body_is_sent_with_its_head_and_replayed_on_a_retry() {
     }
     // Round robin sent at least one of them to the failing server first: a retry happened.
     assert!(!bad.received.lock().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_response_timeout_holds_on_a_reused_connection_and_after_an_idle_spell() {
+    // One connection serves all three requests: its timer is moved forward by each request,
+    // and it fires while the connection sits idle in between.
+    let b = Scripted::start(vec![
+        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        no_answer(),
+    ])
+    .await;
+    let timeout = std::time::Duration::from_millis(300);
+    let site = TestSite::start(&site_toml(
+        &b.addr,
+        "timeouts = { response = \"300ms\" }\nretry = { attempts = 0 }",
+    ))
+    .await;
+    let (s, _, _) = get(&site, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    // The scenario is time passing: the first request's deadline goes by while the connection
+    // is idle, and must not cut the next request short.
+    tokio::time::sleep(timeout + std::time::Duration::from_millis(100)).await;
+    let (s, _, body) = get(&site, "/").await;
+    assert_eq!(s, StatusCode::OK, "an expired deadline of an earlier request");
+    assert_eq!(&body[..], b"ok");
+    let asked = std::time::Instant::now();
+    let (s, _, _) = get(&site, "/").await;
+    assert_eq!(s, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        asked.elapsed() >= timeout,
+        "504 after {:?}, before the response timeout",
+        asked.elapsed()
+    );
+    assert_eq!(b.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_get_that_times_out_is_retried_on_another_server() {
+    let silent = Scripted::start(vec![no_answer()]).await;
+    let ok = Scripted::start(vec![reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    )])
+    .await;
+    let toml = format!(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\n\
+         servers = [\"{}\", \"{}\"]\ntimeouts = {{ response = \"200ms\" }}\n\
+         retry = {{ attempts = 1, on = [\"timeout\"] }}\n",
+        silent.addr, ok.addr
+    );
+    let site = TestSite::start(&toml).await;
+    for i in 0..3 {
+        let (s, _, body) = get(&site, "/").await;
+        assert_eq!(s, StatusCode::OK, "request {i}");
+        assert_eq!(&body[..], b"ok");
+    }
+    assert!(
+        !silent.received.lock().await.is_empty(),
+        "round robin sent at least one request to the silent server first"
+    );
 }

@@ -12,7 +12,7 @@
 
 pub(crate) mod codec;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +25,7 @@ use hyper::Method;
 use hyper::body::{Body, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use self::codec::{Decoded, Framing, Head, Parsed, RequestHead};
 use super::body::ReqBody;
@@ -50,6 +50,10 @@ pub(crate) struct Conn {
     pump: Option<Pump>,
     /// The last response allows another request on this connection.
     reusable: bool,
+    /// The response deadline of the exchange in progress. One timer per connection, moved
+    /// forward by each request: a later deadline on a timer still pending is one atomic store,
+    /// where a timer per request is an insert into and a removal from the runtime's wheel.
+    deadline: Pin<Box<Sleep>>,
 }
 
 /// Why an exchange failed.
@@ -59,6 +63,8 @@ pub(crate) enum SendError {
     NotSent(ReqBody),
     /// The request (or part of it) left, then the exchange failed.
     Failed(io::Error),
+    /// No response head by the deadline (the request may have reached the backend).
+    TimedOut,
 }
 
 fn broken(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
@@ -73,6 +79,7 @@ impl Conn {
             wbuf: Vec::with_capacity(1024),
             pump: None,
             reusable: true,
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now())),
         }
     }
 
@@ -91,14 +98,16 @@ impl Conn {
         )
     }
 
-    /// Sends a request and reads the response head. A streamed body goes on being sent while
-    /// the response body is read. The body of a request of which nothing was written comes
-    /// back.
+    /// Sends a request and reads the response head, giving up at `deadline`. A streamed body
+    /// goes on being sent while the response body is read. The body of a request of which
+    /// nothing was written comes back.
     pub(crate) async fn send(
         &mut self,
         head: &RequestHead,
         body: ReqBody,
+        deadline: Instant,
     ) -> Result<Head, SendError> {
+        self.deadline.as_mut().reset(deadline);
         // Head and a buffered body leave in one write.
         let out: &[u8] = match &body {
             ReqBody::Full(Some(b)) => {
@@ -111,7 +120,18 @@ impl Conn {
         };
         let mut written = 0;
         while written < out.len() {
-            let r = poll_fn(|cx| Pin::new(&mut self.io).poll_write(cx, &out[written..])).await;
+            let r = poll_fn(
+                |cx| match Pin::new(&mut self.io).poll_write(cx, &out[written..]) {
+                    Poll::Pending if self.deadline.as_mut().poll(cx).is_ready() => {
+                        Poll::Ready(None)
+                    }
+                    p => p.map(Some),
+                },
+            )
+            .await;
+            let Some(r) = r else {
+                return Err(SendError::TimedOut);
+            };
             match r {
                 Ok(n) if n > 0 => written += n,
                 // The first write failed: the backend had closed the connection.
@@ -133,10 +153,14 @@ impl Conn {
             if let Some(p) = &mut self.pump {
                 p.advance(cx, &mut self.io);
             }
-            poll_head(cx, &mut self.io, &mut self.rbuf, method)
+            match poll_head(cx, &mut self.io, &mut self.rbuf, method) {
+                Poll::Pending if self.deadline.as_mut().poll(cx).is_ready() => {
+                    Poll::Ready(Err(SendError::TimedOut))
+                }
+                p => p.map_err(SendError::Failed),
+            }
         })
-        .await
-        .map_err(SendError::Failed)?;
+        .await?;
         self.reusable = head.keep_alive;
         Ok(head)
     }
