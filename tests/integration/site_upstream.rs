@@ -443,7 +443,11 @@ async fn the_response_timeout_holds_on_a_reused_connection_and_after_an_idle_spe
     // is idle, and must not cut the next request short.
     tokio::time::sleep(timeout + std::time::Duration::from_millis(100)).await;
     let (s, _, body) = get(&site, "/").await;
-    assert_eq!(s, StatusCode::OK, "an expired deadline of an earlier request");
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "an expired deadline of an earlier request"
+    );
     assert_eq!(&body[..], b"ok");
     let asked = std::time::Instant::now();
     let (s, _, _) = get(&site, "/").await;

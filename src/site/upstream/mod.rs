@@ -53,6 +53,8 @@ pub(crate) struct Conn {
     /// The response deadline of the exchange in progress. One timer per connection, moved
     /// forward by each request: a later deadline on a timer still pending is one atomic store,
     /// where a timer per request is an insert into and a removal from the runtime's wheel.
+    /// A deadline that passes while the connection is idle wakes the task that last used it
+    /// once (a spurious poll) and is armed again by the next request.
     deadline: Pin<Box<Sleep>>,
 }
 
