@@ -168,6 +168,9 @@ fn refresh_gauges(site: &SiteState) {
             m.breaker
                 .with_label_values(&labels)
                 .set(b.breaker_state(now).as_gauge());
+            m.idle_connections
+                .with_label_values(&labels)
+                .set(b.conns.idle_count() as i64);
         }
     }
 }

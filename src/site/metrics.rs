@@ -16,6 +16,7 @@ pub struct SiteMetrics {
     pub(crate) active: IntGaugeVec,
     pub(crate) up: IntGaugeVec,
     pub(crate) breaker: IntGaugeVec,
+    pub(crate) idle_connections: IntGaugeVec,
     pub(crate) retries: IntCounterVec,
     pub(crate) ejections: IntCounterVec,
     pub(crate) rejected: IntCounterVec,
@@ -108,6 +109,16 @@ impl SiteMetrics {
                 &["pool", "server"],
             ),
         );
+        let idle_connections = make(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "meridian_site_idle_connections",
+                    "Idle keep-alive connections to the server, held for the next request",
+                ),
+                &["pool", "server"],
+            ),
+        );
         let retries = make(
             &r,
             IntCounterVec::new(
@@ -143,6 +154,7 @@ impl SiteMetrics {
             active,
             up,
             breaker,
+            idle_connections,
             retries,
             ejections,
             rejected,

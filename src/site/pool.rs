@@ -173,6 +173,14 @@ impl Pool {
         self.epoch.elapsed()
     }
 
+    /// Closes backend connections that went stale while idle (see `ConnPool::sweep`).
+    pub(crate) fn sweep_idle(&self) {
+        let max_idle = self.cfg.timeouts.idle;
+        for b in &self.members.load().backends {
+            b.conns.sweep(max_idle);
+        }
+    }
+
     /// The current members.
     pub(crate) fn members(&self) -> Arc<Members> {
         self.members.load_full()

@@ -29,7 +29,7 @@ use super::{Listeners, SiteError, SiteState, admin, api};
 use crate::config::site::{ListenerConfig, SiteConfig};
 
 /// How often time-based state (ejection expiry, breaker cool-down, slow start) is folded into
-/// the pools' selectors.
+/// the pools' selectors, and idle backend connections the backends closed are let go.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(
@@ -68,6 +68,7 @@ pub(crate) async fn run(
             tick.tick().await;
             for pool in ticked.pools().iter() {
                 pool.refresh();
+                pool.sweep_idle();
             }
         }
     });

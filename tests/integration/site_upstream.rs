@@ -484,3 +484,39 @@ async fn a_get_that_times_out_is_retried_on_another_server() {
         "round robin sent at least one request to the silent server first"
     );
 }
+
+/// The value of the one `meridian_site_idle_connections` series of a one-server site.
+async fn idle_connections(site: &TestSite) -> Option<u64> {
+    let (_, _, body) = crate::support::site::get(&site.client, &site.admin_url("/metrics")).await;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with("meridian_site_idle_connections{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn an_idle_connection_the_backend_closed_is_let_go_without_waiting_for_a_request() {
+    // The first answer keeps the connection open: it is held idle. The second closes it after
+    // answering: the proxy notices the close while idle, with no request to take it.
+    let b = Scripted::start(vec![
+        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        reply_and_close(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let site = TestSite::start(&format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\n{}",
+        site_toml(&b.addr, "")
+    ))
+    .await;
+    let (s, _, _) = get(&site, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    crate::support::poll_until(5, || async { idle_connections(&site).await == Some(1) }).await;
+    let (s, _, _) = get(&site, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        b.connections.load(Ordering::SeqCst),
+        1,
+        "the idle one was reused"
+    );
+    crate::support::poll_until(5, || async { idle_connections(&site).await == Some(0) }).await;
+}

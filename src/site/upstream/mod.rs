@@ -7,8 +7,9 @@
 //! head is parsed into headers that share the read buffer, and the body is read from the same
 //! buffer by the response body the client is sent, with no channel, task or dispatcher between
 //! the socket and the client (measured in docs/benchmarks.md, "Where the time goes"). A
-//! connection is used by one request at a time and needs no polling while idle; one the
-//! backend closed meanwhile is noticed when it is taken (its socket reads end-of-file).
+//! connection is used by one request at a time and has no task while idle; one the backend
+//! closed meanwhile is let go by the site's maintenance tick ([`ConnPool::sweep`]) or, at the
+//! latest, when it is taken (its socket reads end-of-file).
 
 pub(crate) mod codec;
 
@@ -427,6 +428,23 @@ impl ConnPool {
         if idle.len() < MAX_IDLE {
             idle.push((c, Instant::now()));
         }
+    }
+
+    /// Closes idle connections older than `max_idle` or that the backend closed meanwhile (its
+    /// FIN has made the socket readable), so they do not sit in CLOSE_WAIT until the next
+    /// request. Checking one costs no system call unless its socket has readiness pending.
+    pub(crate) fn sweep(&self, max_idle: Duration) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        idle.retain_mut(|(c, since)| now.duration_since(*since) <= max_idle && c.still_open());
+    }
+
+    /// Idle connections held now.
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Closes every idle connection (the server was removed or drained).
