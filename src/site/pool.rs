@@ -397,14 +397,14 @@ impl Pool {
         (now <= allowed).then_some(guard)
     }
 
-    /// Feeds one attempt's outcome to passive detection, the breaker and the latency estimate.
-    /// `key` names the server; a server that left the pool meanwhile is ignored.
     /// Whether [`Pool::record`] uses a response time: only least-time reads it, so the other
     /// algorithms' callers skip the clock read.
     pub(crate) fn wants_rtt(&self) -> bool {
         self.cfg.algorithm == Algorithm::LeastTime
     }
 
+    /// Feeds one attempt's outcome to passive detection, the breaker and the latency estimate.
+    /// `key` names the server; a server that left the pool meanwhile is ignored.
     pub(crate) fn record(&self, key: usize, ok: bool, rtt: Option<Duration>) {
         let m = self.members.load();
         let Some(b) = m.find(key) else { return };
