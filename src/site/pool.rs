@@ -397,20 +397,18 @@ impl Pool {
         (now <= allowed).then_some(guard)
     }
 
-    /// Whether [`Pool::record`] uses a response time: only least-time reads it, so the other
-    /// algorithms' callers skip the clock read.
-    pub(crate) fn wants_rtt(&self) -> bool {
-        self.cfg.algorithm == Algorithm::LeastTime
-    }
-
     /// Feeds one attempt's outcome to passive detection, the breaker and the latency estimate.
-    /// `key` names the server; a server that left the pool meanwhile is ignored.
-    pub(crate) fn record(&self, key: usize, ok: bool, rtt: Option<Duration>) {
+    /// `key` names the server; a server that left the pool meanwhile is ignored. `sent` is when
+    /// the attempt started, for a response time.
+    pub(crate) fn record(&self, key: usize, ok: bool, sent: Option<Instant>) {
         let m = self.members.load();
         let Some(b) = m.find(key) else { return };
         b.requests.fetch_add(1, Ordering::Relaxed);
         // Only least-time reads the estimate; the others skip the clock read.
-        if let Some(rtt) = rtt.filter(|_| self.wants_rtt()) {
+        if self.cfg.algorithm == Algorithm::LeastTime
+            && let Some(sent) = sent
+        {
+            let rtt = sent.elapsed();
             let now = self.now().as_nanos() as u64;
             b.ewma.observe(
                 rtt.as_nanos() as f64,

@@ -211,13 +211,11 @@ impl Proxy {
                 },
             };
             let sent = tokio::time::Instant::now();
-            let deadline = sent + pool.cfg.timeouts.response;
-            match attempt_on(pool, &lease, &head, body, deadline).await {
+            match attempt_on(pool, &lease, &head, body, sent).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status;
                     let failed = status.is_server_error();
-                    let rtt = pool.wants_rtt().then(|| sent.elapsed());
-                    pool.record(lease.index, !failed, rtt);
+                    pool.record(lease.index, !failed, Some(sent));
                     if failed && keep && retry.on_5xx {
                         lease.backend().metrics.count_status(status.as_u16());
                         last = Some(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
@@ -278,17 +276,19 @@ fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
     }
 }
 
-/// One exchange with the leased server: a pooled connection, else a new one. A pooled
-/// connection that turns out closed before the request left is replaced once by a new one.
+/// One exchange with the leased server, started at `sent`: a pooled connection, else a new
+/// one. A pooled connection that turns out closed before the request left is replaced once by a
+/// new one.
 async fn attempt_on(
     pool: &Pool,
     lease: &Lease,
     head: &RequestHead,
     mut body: ReqBody,
-    deadline: tokio::time::Instant,
+    sent: tokio::time::Instant,
 ) -> Outcome {
     let b = lease.backend();
     let t = pool.cfg.timeouts;
+    let deadline = sent + t.response;
     let mut pooled = b.conns.checkout(t.idle);
     loop {
         let fresh = pooled.is_none();

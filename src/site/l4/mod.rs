@@ -172,7 +172,7 @@ async fn connect(pool: &Arc<Pool>, hash: u64, m: &L4Metrics) -> Option<(Lease, T
         let timeout = pool.cfg.timeouts.connect;
         match tokio::time::timeout(timeout, TcpStream::connect(b.cfg.address)).await {
             Ok(Ok(s)) => {
-                pool.record(lease.index, true, pool.wants_rtt().then(|| start.elapsed()));
+                pool.record(lease.index, true, Some(start));
                 let _ = s.set_nodelay(true);
                 m.connections.with_label_values(&labels).inc();
                 return Some((lease, s));
