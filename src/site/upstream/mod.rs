@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -191,19 +191,23 @@ fn poll_head(
                 Err(e) => return Poll::Ready(Err(broken(e))),
             }
         }
-        rbuf.reserve(READ_CHUNK);
-        match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, rbuf) {
-            Poll::Ready(Ok(0)) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "backend closed the connection before a response",
-                )));
-            }
-            Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
+        if !ready!(poll_fill(cx, io, rbuf))? {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "backend closed the connection before a response",
+            )));
         }
     }
+}
+
+/// Reads what the socket has into `rbuf`: true when bytes came, false at end-of-file.
+fn poll_fill(
+    cx: &mut Context<'_>,
+    io: &mut BackendStream,
+    rbuf: &mut BytesMut,
+) -> Poll<io::Result<bool>> {
+    rbuf.reserve(READ_CHUNK);
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, rbuf).map_ok(|n| n > 0)
 }
 
 /// Sends a streamed request body, frame by frame, chunked when it has no declared length.
@@ -351,25 +355,29 @@ impl Upstream {
                 }
                 Framing::Length(_) | Framing::Close => {}
             }
-            rbuf.reserve(READ_CHUNK);
-            match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, rbuf) {
-                Poll::Ready(Ok(0)) => {
-                    if self.framing == Framing::Close {
-                        // The body ends with the connection, which goes with it.
-                        self.conn = None;
-                        return Poll::Ready(None);
-                    }
+            match ready!(poll_fill(cx, io, rbuf)) {
+                Ok(true) => {}
+                Ok(false) if self.framing == Framing::Close => {
+                    // The body ends with the connection, which goes with it.
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "backend closed the connection in the middle of a response body",
                     ))));
                 }
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Poll::Pending => return Poll::Pending,
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
     }
+}
+
+/// An idle connection, idle since `since`, may take a request at `now`: it is younger than
+/// `max_idle` and still open.
+fn usable(c: &mut Conn, since: Instant, now: Instant, max_idle: Duration) -> bool {
+    now.saturating_duration_since(since) <= max_idle && c.still_open()
 }
 
 /// Why no connection could be had. The request has not left.
@@ -413,7 +421,7 @@ impl ConnPool {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.pop()?
             };
-            if since.elapsed() <= max_idle && c.still_open() {
+            if usable(&mut c, since, Instant::now(), max_idle) {
                 return Some(c);
             }
         }
@@ -434,12 +442,15 @@ impl ConnPool {
     /// FIN has made the socket readable), so they do not sit in CLOSE_WAIT until the next
     /// request. Checking one costs no system call unless its socket has readiness pending.
     pub(crate) fn sweep(&self, max_idle: Duration) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.is_empty() {
-            return;
-        }
         let now = Instant::now();
-        idle.retain_mut(|(c, since)| now.duration_since(*since) <= max_idle && c.still_open());
+        // Closed after the lock is released: a request taking a connection does not wait on
+        // the system calls.
+        let _stale: Vec<_> = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extract_if(.., |(c, since)| !usable(c, *since, now, max_idle))
+            .collect();
     }
 
     /// Idle connections held now.
