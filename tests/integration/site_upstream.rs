@@ -21,6 +21,9 @@ use tokio::sync::Mutex;
 
 use crate::support::{TestSite, request};
 
+/// A keep-alive answer with the body `ok`.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
 /// What the scripted backend does with each request it reads.
 #[derive(Clone)]
 struct Step {
@@ -275,10 +278,7 @@ async fn malformed_responses_get_502() {
 async fn a_connection_the_backend_closed_while_idle_is_not_used() {
     // Every answer closes its connection after a keep-alive response, as a backend whose idle
     // timer fired would: the next request must go out on a new connection, not fail.
-    let b = Scripted::start(vec![reply_and_close(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    )])
-    .await;
+    let b = Scripted::start(vec![reply_and_close(OK)]).await;
     let site = TestSite::start(&site_toml(&b.addr, "retry = { attempts = 0 }")).await;
     for i in 0..5 {
         let (s, _, body) = get(&site, "/").await;
@@ -386,10 +386,7 @@ async fn a_small_body_is_sent_with_its_head_and_replayed_on_a_retry() {
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
     )])
     .await;
-    let good = Scripted::start(vec![reply(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    )])
-    .await;
+    let good = Scripted::start(vec![reply(OK)]).await;
     let toml = format!(
         "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\nservers = [\"{}\", \"{}\"]\n",
         bad.addr, good.addr
@@ -425,12 +422,7 @@ async fn a_small_body_is_sent_with_its_head_and_replayed_on_a_retry() {
 async fn the_response_timeout_holds_on_a_reused_connection_and_after_an_idle_spell() {
     // One connection serves all three requests: its timer is moved forward by each request,
     // and it fires while the connection sits idle in between.
-    let b = Scripted::start(vec![
-        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-        no_answer(),
-    ])
-    .await;
+    let b = Scripted::start(vec![reply(OK), reply(OK), no_answer()]).await;
     let timeout = std::time::Duration::from_millis(300);
     let site = TestSite::start(&site_toml(
         &b.addr,
@@ -463,10 +455,7 @@ async fn the_response_timeout_holds_on_a_reused_connection_and_after_an_idle_spe
 #[tokio::test]
 async fn a_get_that_times_out_is_retried_on_another_server() {
     let silent = Scripted::start(vec![no_answer()]).await;
-    let ok = Scripted::start(vec![reply(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    )])
-    .await;
+    let ok = Scripted::start(vec![reply(OK)]).await;
     let toml = format!(
         "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[pools.p]\n\
          servers = [\"{}\", \"{}\"]\ntimeouts = {{ response = \"200ms\" }}\n\
@@ -498,11 +487,7 @@ async fn idle_connections(site: &TestSite) -> Option<u64> {
 async fn an_idle_connection_the_backend_closed_is_let_go_without_waiting_for_a_request() {
     // The first answer keeps the connection open: it is held idle. The second closes it after
     // answering: the proxy notices the close while idle, with no request to take it.
-    let b = Scripted::start(vec![
-        reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-        reply_and_close(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-    ])
-    .await;
+    let b = Scripted::start(vec![reply(OK), reply_and_close(OK)]).await;
     let site = TestSite::start(&format!(
         "[admin]\nbind = \"127.0.0.1:0\"\n{}",
         site_toml(&b.addr, "")
