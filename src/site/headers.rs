@@ -97,6 +97,124 @@ impl Client {
     }
 }
 
+/// The fixed hop-by-hop names of [`fixed_hop_by_hop`], spelled out for raw header fields.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What [`encode_request`] adds to a request beside its own fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rewrite<'a> {
+    pub(crate) client: &'a Client,
+    /// The request's `Host` (the `X-Forwarded-Host` and `Forwarded` host).
+    pub(crate) host: Option<&'a [u8]>,
+    pub(crate) which: ForwardedHeaders,
+    /// Assign a request id when the client sent none.
+    pub(crate) ids: Option<&'a RequestIds>,
+}
+
+/// Writes the head of a body-less request for a backend straight from the client's raw header
+/// fields: the same rewrite as [`strip_hop_by_hop`], [`add_forwarded`] and
+/// [`RequestIds::ensure`] do on a `HeaderMap` (tested against them below), without building
+/// one. `listed` holds the names the client's `Connection` header lists (lower or any case).
+pub(crate) fn encode_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    fields: &[httparse::Header<'_>],
+    listed: &[&str],
+    rw: Rewrite<'_>,
+) {
+    let which = rw.which;
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (mut xff, mut fwd, mut has_id) = (None, None, false);
+    for f in fields {
+        let n = f.name;
+        let is = |s: &str| n.eq_ignore_ascii_case(s);
+        if HOP_BY_HOP.iter().any(|h| is(h)) || listed.iter().any(|h| is(h)) {
+            continue;
+        }
+        if which.x_forwarded_for && is("x-forwarded-for") {
+            xff = xff.or(Some(f.value));
+            continue;
+        }
+        if (which.x_forwarded_proto && is("x-forwarded-proto"))
+            || (which.x_forwarded_host && rw.host.is_some() && is("x-forwarded-host"))
+        {
+            continue;
+        }
+        if which.forwarded && is("forwarded") {
+            fwd = fwd.or(Some(f.value));
+            continue;
+        }
+        has_id |= is("x-request-id");
+        field(out, n.as_bytes(), f.value);
+    }
+    // A previous value is extended only when it is text (as `HeaderValue::to_str` has it).
+    let text = |v: &&[u8]| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if which.x_forwarded_for {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        if let Some(prev) = xff.filter(text) {
+            out.extend_from_slice(prev);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(rw.client.ip.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if which.x_forwarded_proto {
+        field(out, b"x-forwarded-proto", rw.client.proto().as_bytes());
+    }
+    if which.x_forwarded_host
+        && let Some(host) = rw.host
+    {
+        field(out, b"x-forwarded-host", host);
+    }
+    if which.forwarded {
+        out.extend_from_slice(b"forwarded: ");
+        if let Some(prev) = fwd.filter(text) {
+            out.extend_from_slice(prev);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(rw.client.forwarded_for.as_bytes());
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(rw.client.proto().as_bytes());
+        if let Some(host) = rw.host
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            out.extend_from_slice(b";host=\"");
+            out.extend_from_slice(host);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(ids) = rw.ids
+        && !has_id
+    {
+        field(out, X_REQUEST_ID.as_str().as_bytes(), &ids.next_id());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Adds the forwarding headers a listener asks for (`which`) to a request from `client` whose
 /// host was `host`. Headers it does not add pass through as the client sent them.
 pub fn add_forwarded(
@@ -173,13 +291,18 @@ impl RequestIds {
         if h.contains_key(&X_REQUEST_ID) {
             return;
         }
+        if let Ok(v) = HeaderValue::from_bytes(&self.next_id()) {
+            h.insert(X_REQUEST_ID.clone(), v);
+        }
+    }
+
+    /// A new id: 32 hex digits.
+    pub(crate) fn next_id(&self) -> [u8; 32] {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut id = [0u8; 32];
         hex(self.prefix, &mut id[..16]);
         hex(n, &mut id[16..]);
-        if let Ok(v) = HeaderValue::from_bytes(&id) {
-            h.insert(X_REQUEST_ID.clone(), v);
-        }
+        id
     }
 }
 
@@ -251,6 +374,139 @@ mod tests {
         assert!(!h.contains_key("x-forwarded-proto"));
         assert!(!h.contains_key("x-forwarded-host"));
         assert_eq!(h["forwarded"], "for=192.0.2.1", "passed through untouched");
+    }
+
+    /// The fields of an encoded head, lower-cased and sorted, with request ids masked (they
+    /// differ by design).
+    fn fields_of(head: &[u8]) -> Vec<(String, String)> {
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Request::new(&mut fields);
+        assert!(r.parse(head).expect("parses").is_complete());
+        let mut v: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|h| {
+                let n = h.name.to_ascii_lowercase();
+                let val = if n == "x-request-id" && h.value.len() == 32 {
+                    "<assigned>".to_string()
+                } else {
+                    String::from_utf8_lossy(h.value).into_owned()
+                };
+                (n, val)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The raw-field rewrite gives the same fields as the `HeaderMap` rewrite, for every
+    /// choice of forwarding headers and a spread of client headers.
+    #[test]
+    fn the_raw_rewrite_matches_the_header_map_rewrite() {
+        let requests: [&[(&str, &str)]; 6] = [
+            &[("Host", "example.com"), ("Accept", "*/*")],
+            &[
+                ("Host", "example.com"),
+                ("Connection", "keep-alive, X-Secret"),
+                ("X-Secret", "1"),
+                ("Keep-Alive", "timeout=5"),
+                ("TE", "trailers"),
+                ("Proxy-Authorization", "Basic eA=="),
+                ("X-Keep", "a"),
+                ("X-Keep", "b"),
+            ],
+            &[
+                ("host", "h.example"),
+                ("X-Forwarded-For", "203.0.113.7"),
+                ("x-forwarded-for", "198.51.100.1"),
+                ("Forwarded", "for=192.0.2.60"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "spoofed"),
+                ("X-Request-Id", "mine"),
+            ],
+            &[("X-Forwarded-Host", "kept without a host"), ("Accept", "x")],
+            &[("Host", "we\"ird"), ("X-Forwarded-For", "caf\u{e9}")],
+            &[("Host", "[::1]:8080"), ("Cookie", "a=1"), ("Cookie", "b=2")],
+        ];
+        let mut choices = vec![ForwardedHeaders::ALL, ForwardedHeaders::NONE];
+        for i in 0..4 {
+            let mut c = ForwardedHeaders::NONE;
+            match i {
+                0 => c.x_forwarded_for = true,
+                1 => c.x_forwarded_proto = true,
+                2 => c.x_forwarded_host = true,
+                _ => c.forwarded = true,
+            }
+            choices.push(c);
+        }
+        let ids = RequestIds::new();
+        for (n, fields) in requests.iter().enumerate() {
+            for &which in &choices {
+                for (client, id) in [
+                    (
+                        Client::new("198.51.100.7:5000".parse().expect("addr")),
+                        true,
+                    ),
+                    (
+                        Client::new("[2001:db8::1]:443".parse().expect("addr")).over_tls(),
+                        false,
+                    ),
+                ] {
+                    let mut h = HeaderMap::new();
+                    for (k, v) in fields.iter() {
+                        h.append(
+                            HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                            HeaderValue::from_bytes(v.as_bytes()).expect("value"),
+                        );
+                    }
+                    let host = h.get(header::HOST).cloned();
+                    strip_hop_by_hop(&mut h);
+                    add_forwarded(&mut h, &client, host.as_ref(), which);
+                    if id {
+                        ids.ensure(&mut h);
+                    }
+                    let mut expected = b"GET / HTTP/1.1\r\n".to_vec();
+                    for (k, v) in &h {
+                        expected.extend_from_slice(k.as_str().as_bytes());
+                        expected.extend_from_slice(b": ");
+                        expected.extend_from_slice(v.as_bytes());
+                        expected.extend_from_slice(b"\r\n");
+                    }
+                    expected.extend_from_slice(b"\r\n");
+
+                    let raw: Vec<httparse::Header<'_>> = fields
+                        .iter()
+                        .map(|(k, v)| httparse::Header {
+                            name: k,
+                            value: v.as_bytes(),
+                        })
+                        .collect();
+                    let listed: Vec<&str> = fields
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+                        .flat_map(|(_, v)| v.split(',').map(str::trim))
+                        .filter(|t| {
+                            !t.eq_ignore_ascii_case("keep-alive")
+                                && !t.eq_ignore_ascii_case("close")
+                        })
+                        .collect();
+                    let mut got = Vec::new();
+                    let rw = Rewrite {
+                        client: &client,
+                        host: host.as_ref().map(HeaderValue::as_bytes),
+                        which,
+                        ids: id.then_some(&ids),
+                    };
+                    encode_request(&mut got, "GET", "/", &raw, &listed, rw);
+                    assert_eq!(
+                        fields_of(&got),
+                        fields_of(&expected),
+                        "request {n}, {which:?}, tls {}",
+                        client.tls
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod checker;
 pub mod ctl;
 mod discovery;
 mod front;
+mod h1;
 mod headers;
 mod io;
 mod l4;

@@ -50,17 +50,18 @@ enum Outcome {
     Failed,
 }
 
-/// The request, kept apart so that it can be rebuilt for another attempt.
+/// A request ready to go to a pool: its head encoded once (every attempt sends the same bytes,
+/// so a retry needs no copy of the headers), its body, and what choosing a server needs.
 pub(crate) struct Prepared {
-    method: Method,
-    uri: Uri,
-    pub(crate) headers: HeaderMap,
-    body: Option<ReqBody>,
-    replayable: bool,
-    idempotent: bool,
-    hash: u64,
+    pub(crate) head: RequestHead,
+    pub(crate) body: Option<ReqBody>,
+    pub(crate) replayable: bool,
+    pub(crate) idempotent: bool,
+    pub(crate) hash: u64,
+    /// The server the client's affinity cookie names, if it has one.
+    pub(crate) prefer: Option<u64>,
     /// The client came over TLS (affinity cookies are `Secure` then).
-    secure: bool,
+    pub(crate) secure: bool,
 }
 
 impl Proxy {
@@ -79,6 +80,18 @@ impl Proxy {
             Ok(p) => self.forward(&self.pool, p).await,
             Err(r) => return r,
         };
+        self.pool
+            .metrics
+            .duration
+            .observe(start.elapsed().as_secs_f64());
+        resp
+    }
+
+    /// Sends a request the client-side HTTP/1.1 path prepared (`super::h1`) to the listener's
+    /// pool.
+    pub(crate) async fn handle_prepared(&self, p: Prepared) -> Response<RespBody> {
+        let start = Instant::now();
+        let resp = self.forward(&self.pool, p).await;
         self.pool
             .metrics
             .duration
@@ -126,7 +139,8 @@ impl Proxy {
             None => Uri::from_static("/"),
         };
         let hash = if pool.needs_hash() {
-            hash_key(pool, &parts.headers, &uri, client.addr.ip())
+            let field = |h: &header::HeaderName| parts.headers.get(h).map(HeaderValue::as_bytes);
+            request_hash(pool, uri.path(), field, client.addr.ip())
         } else {
             0
         };
@@ -144,15 +158,18 @@ impl Proxy {
         } else {
             ReqBody::Stream(body)
         };
-        let replayable = !matches!(body, ReqBody::Stream(_));
+        let streamed = matches!(body, ReqBody::Stream(_));
+        let prefer = pool
+            .affinity
+            .as_ref()
+            .and_then(|a| a.preferred(&parts.headers));
         Ok(Prepared {
-            method: parts.method,
-            uri,
-            headers: parts.headers,
+            head: RequestHead::encode(&parts.method, &uri, &parts.headers, streamed),
             body: Some(body),
-            replayable,
+            replayable: !streamed,
             idempotent,
             hash,
+            prefer,
             secure: client.tls,
         })
     }
@@ -161,7 +178,7 @@ impl Proxy {
     pub(crate) async fn forward(&self, pool: &Arc<Pool>, mut p: Prepared) -> Response<RespBody> {
         let retry = pool.cfg.retry;
         let affinity = pool.affinity.as_ref();
-        let prefer = affinity.and_then(|a| a.preferred(&p.headers));
+        let prefer = p.prefer;
         let attempts = 1 + retry.attempts as usize;
         // Servers tried so far (attempts ≤ 11): on the stack, no allocation per request.
         let mut tried = [usize::MAX; 11];
@@ -171,10 +188,6 @@ impl Proxy {
         // it is not counted against the retry budget, so losing a server never fails a request
         // that another server could take, however many requests were in flight to it.
         let mut never_left = false;
-        // The head is encoded once: every attempt sends the same bytes (so a retry needs no
-        // copy of the headers).
-        let streamed = matches!(p.body, Some(ReqBody::Stream(_)));
-        let head = RequestHead::encode(&p.method, &p.uri, &p.headers, streamed);
         for attempt in 0..attempts {
             if attempt > 0 && !never_left {
                 match pool.try_retry() {
@@ -211,7 +224,7 @@ impl Proxy {
                 },
             };
             let sent = tokio::time::Instant::now();
-            match attempt_on(pool, &lease, &head, body, sent).await {
+            match attempt_on(pool, &lease, &p.head, body, sent).await {
                 Outcome::Response(resp, tx) => {
                     let status = resp.status;
                     let failed = status.is_server_error();
@@ -261,16 +274,23 @@ impl Proxy {
     }
 }
 
-fn hash_key(pool: &Pool, headers: &HeaderMap, uri: &Uri, ip: IpAddr) -> u64 {
+/// The key a hashing pool places a request by: the client's address, the request path, or
+/// a header's value (`field` looks it up), as the pool's `hash_key` says.
+pub(crate) fn request_hash<'a>(
+    pool: &Pool,
+    path: &str,
+    field: impl FnOnce(&header::HeaderName) -> Option<&'a [u8]>,
+    ip: IpAddr,
+) -> u64 {
     let ip_hash = || match ip {
         IpAddr::V4(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
         IpAddr::V6(a) => hash_bytes(DEFAULT_SEED, &a.octets()),
     };
     match &pool.cfg.hash_key {
         HashKey::ClientIp => ip_hash(),
-        HashKey::Path => hash_bytes(DEFAULT_SEED, uri.path().as_bytes()),
-        HashKey::Header(h) => match headers.get(h) {
-            Some(v) => hash_bytes(DEFAULT_SEED, v.as_bytes()),
+        HashKey::Path => hash_bytes(DEFAULT_SEED, path.as_bytes()),
+        HashKey::Header(h) => match field(h) {
+            Some(v) => hash_bytes(DEFAULT_SEED, v),
             None => ip_hash(),
         },
     }
@@ -373,7 +393,7 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn is_idempotent(m: &Method) -> bool {
+pub(crate) fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE

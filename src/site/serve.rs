@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::front::Front;
+use super::h1::{self, Door, Rewind, Served};
 use super::headers::Client;
 use super::io::Counted;
 use super::proxy::Proxy;
@@ -157,7 +159,7 @@ pub(crate) async fn accept_loop(
         let proxy = Arc::clone(&proxy);
         let builders = Arc::clone(&builders);
         let stop = stop.clone();
-        let (idle, h2) = (lc.header_timeout, lc.h2);
+        let (idle, h2, max_head) = (lc.header_timeout, lc.h2, lc.max_header_bytes);
         let tls = tls.clone();
         tokio::spawn(async move {
             let activity = Arc::new(Activity::default());
@@ -168,17 +170,26 @@ pub(crate) async fn accept_loop(
                 activity: Arc::clone(&activity),
                 idle,
                 peer,
+                max_head,
             };
             let io = Counted::new(stream, Arc::clone(&activity.written));
             match tls.as_deref() {
-                None => serve_client(io, Client::new(peer), h2, c).await,
+                None => {
+                    let speaks = if h2 { Speaks::H1OrH2c } else { Speaks::H1 };
+                    serve_client(io, Client::new(peer), speaks, c).await;
+                }
                 Some((acceptor, hs)) => {
                     let Some((io, alpn_h2)) =
                         super::tls::handshake(acceptor, io, idle, hs, peer).await
                     else {
                         return;
                     };
-                    serve_client(io, Client::new(peer).over_tls(), h2 && alpn_h2, c).await;
+                    let speaks = if h2 && alpn_h2 {
+                        Speaks::H2
+                    } else {
+                        Speaks::H1
+                    };
+                    serve_client(io, Client::new(peer).over_tls(), speaks, c).await;
                 }
             }
         });
@@ -199,10 +210,24 @@ struct ClientConn {
     activity: Arc<Activity>,
     idle: Duration,
     peer: std::net::SocketAddr,
+    /// The largest request head (larger gets 431).
+    max_head: usize,
 }
 
-/// Serves HTTP on one accepted (and, for TLS, handshaken) client connection.
-async fn serve_client<I>(io: I, client: Client, h2: bool, c: ClientConn)
+/// Which HTTP a client connection may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    /// HTTP/1.1 only.
+    H1,
+    /// HTTP/1.1, or HTTP/2 with prior knowledge (told apart by hyper from the preface).
+    H1OrH2c,
+    /// HTTP/2, negotiated by ALPN.
+    H2,
+}
+
+/// Serves HTTP on one accepted (and, for TLS, handshaken) client connection: HTTP/1.1 requests
+/// without a body on `h1`'s path, and, from the first request that path hands over, hyper.
+async fn serve_client<I>(io: I, client: Client, speaks: Speaks, c: ClientConn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -213,7 +238,18 @@ where
         activity,
         idle,
         peer,
+        max_head,
     } = c;
+    let io = if speaks == Speaks::H2 {
+        Rewind::new(Bytes::new(), io)
+    } else {
+        let door = Door::default();
+        let served = h1::serve(io, &proxy, &client, &activity, &door, max_head);
+        match drive_h1(served, stop.clone(), &activity, &door, idle, peer).await {
+            Some(io) => io,
+            None => return,
+        }
+    };
     let client = Arc::new(client);
     let act = Arc::clone(&activity);
     let svc = service_fn(move |req| {
@@ -228,12 +264,56 @@ where
         }
     });
     let io = TokioIo::new(io);
-    if h2 {
+    if speaks != Speaks::H1 {
         let conn = builders.0.serve_connection(io, svc);
         drive(conn, stop, &activity, idle, peer).await;
     } else {
         let conn = builders.1.serve_connection(io, svc);
         drive(conn, stop, &activity, idle, peer).await;
+    }
+}
+
+/// Runs `h1`'s request loop on a client connection until it ends, the site stops, or it sits
+/// idle, by the same rules as [`drive`] for hyper's; the connection when hyper is to take it.
+async fn drive_h1<I>(
+    served: impl Future<Output = Served<I>>,
+    mut stop: watch::Receiver<bool>,
+    activity: &Activity,
+    door: &Door,
+    idle: Duration,
+    peer: std::net::SocketAddr,
+) -> Option<Rewind<I>> {
+    let handed = |s: Served<I>| match s {
+        Served::Closed => None,
+        Served::Handover(io) => Some(io),
+    };
+    tokio::pin!(served);
+    let stopped = tokio::select! {
+        biased;
+        s = served.as_mut() => return handed(s),
+        _ = stop.changed() => true,
+        _ = idle_watch(activity, idle) => false,
+    };
+    door.closing.store(true, Ordering::Relaxed);
+    if !door.busy.load(Ordering::Relaxed) {
+        // Between requests: close now.
+        return None;
+    }
+    if stopped {
+        // Finishes the request in progress, then closes (the site bounds this by `grace`).
+        return handed(served.await);
+    }
+    // Idle with part of a request head in, or a response streaming: as in `drive`.
+    loop {
+        let before = activity.written.load(Ordering::Relaxed);
+        match tokio::time::timeout(idle, served.as_mut()).await {
+            Ok(s) => return handed(s),
+            Err(_) if activity.written.load(Ordering::Relaxed) != before => continue,
+            Err(_) => {
+                tracing::debug!(client = %peer, "closing a stalled client connection");
+                return None;
+            }
+        }
     }
 }
 
@@ -292,9 +372,9 @@ async fn drive<C>(
 
 /// Requests seen on one client connection.
 #[derive(Debug, Default)]
-struct Activity {
-    started: AtomicU64,
-    finished: AtomicU64,
+pub(crate) struct Activity {
+    pub(crate) started: AtomicU64,
+    pub(crate) finished: AtomicU64,
     written: Arc<AtomicU64>,
 }
 

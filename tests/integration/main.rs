@@ -23,6 +23,7 @@ mod site_api;
 mod site_balance;
 mod site_cache;
 mod site_discovery;
+mod site_h1;
 mod site_health;
 mod site_l4;
 mod site_l4_proxy;
