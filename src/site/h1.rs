@@ -25,7 +25,7 @@ use hyper::{HeaderMap, Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ReqBody, RespBody};
-use super::headers::{Client, Rewrite, encode_request};
+use super::headers::{Client, Rewrite, encode_request, encode_response_fields};
 use super::proxy::{Prepared, Proxy, is_idempotent, request_hash};
 use super::serve::Activity;
 use super::upstream::codec::{LAST_CHUNK, RequestHead};
@@ -242,6 +242,7 @@ fn parse(buf: &[u8], proxy: &Proxy, client: &Client) -> Parse {
                 bytes,
                 chunked: false,
                 method: method_t,
+                raw_response: true,
             },
         },
     })
@@ -280,7 +281,14 @@ where
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let (mut has_length, mut has_date) = (false, false);
+    // A backend's fields as they came (the map then holds only what the proxy added), or the
+    // balancer's own answer's.
+    let (mut has_length, mut has_date) = match &body {
+        RespBody::Proxied(up, _) => up
+            .raw_head()
+            .map_or((false, false), |raw| encode_response_fields(out, raw)),
+        _ => (false, false),
+    };
     for (name, value) in &parts.headers {
         if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
             continue;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hyper::HeaderMap;
 use hyper::header::{self, HeaderName, HeaderValue};
 
+use super::upstream::codec::text;
 use crate::config::site::ForwardedHeaders;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -142,7 +143,7 @@ pub(crate) fn encode_request(
     for f in fields {
         let n = f.name;
         let is = |s: &str| n.eq_ignore_ascii_case(s);
-        if HOP_BY_HOP.iter().any(|h| is(h)) || listed.iter().any(|h| is(h)) {
+        if is_hop_by_hop(n) || listed.iter().any(|h| is(h)) {
             continue;
         }
         if which.x_forwarded_for && is("x-forwarded-for") {
@@ -162,7 +163,7 @@ pub(crate) fn encode_request(
         field(out, n.as_bytes(), f.value);
     }
     // A previous value is extended only when it is text (as `HeaderValue::to_str` has it).
-    let text = |v: &&[u8]| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    let text = |v: &&[u8]| text(v).is_some();
     if which.x_forwarded_for {
         out.extend_from_slice(b"x-forwarded-for: ");
         if let Some(prev) = xff.filter(text) {
@@ -206,6 +207,63 @@ pub(crate) fn encode_request(
         field(out, X_REQUEST_ID.as_str().as_bytes(), &ids.next_id());
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// One of the fixed hop-by-hop names (any case).
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Writes the fields of a backend's response head as received (`raw`, status line first),
+/// less the hop-by-hop ones — the fixed names and those its `Connection` lists, as
+/// [`strip_hop_by_hop`] removes from a map — and less a `Content-Length` that came beside
+/// `Transfer-Encoding` (not passed on, RFC 9112 §6.3). Whether a length and a date were among
+/// those written.
+pub(crate) fn encode_response_fields(out: &mut Vec<u8>, raw: &[u8]) -> (bool, bool) {
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
+    let mut r = httparse::Response::new(&mut []);
+    // The same bytes parsed once already, when they came in.
+    if !matches!(
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut r,
+            raw,
+            &mut fields
+        ),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return (false, false);
+    }
+    let fields = &*r.headers;
+    let named = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+    };
+    let tokens = || {
+        named("connection")
+            .filter_map(|f| text(f.value))
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    let lists = tokens().any(|t| {
+        !t.is_empty() && !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive")
+    });
+    let te = named("transfer-encoding").next().is_some();
+    let (mut length, mut date) = (false, false);
+    for f in fields {
+        let n = f.name;
+        if is_hop_by_hop(n) || (lists && tokens().any(|t| t.eq_ignore_ascii_case(n))) {
+            continue;
+        }
+        let is_length = n.eq_ignore_ascii_case("content-length");
+        if is_length && te {
+            continue;
+        }
+        length |= is_length;
+        date |= n.eq_ignore_ascii_case("date");
+        field(out, n.as_bytes(), f.value);
+    }
+    (length, date)
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

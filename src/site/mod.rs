@@ -5,15 +5,19 @@
 //! # Layout
 //!
 //! ```text
-//! listener ─► serve (hyper, HTTP/1.1 + h2c) ─► proxy ─► pool::pick (balance) ─► upstream
-//!                                                 ▲          ▲
-//!                         checker (active) ───────┘          └── record(): passive ejection,
-//!                                                                 breaker, latency estimate
+//! listener ─► serve ─┬─► h1 (HTTP/1.1, no body) ─┬─► proxy ─► pool::pick (balance) ─► upstream
+//!                    └─► hyper (the rest, h2c) ──┘              ▲      ▲
+//!                                  checker (active) ────────────┘      └── record(): passive ejection,
+//!                                                                          breaker, latency estimate
 //! admin listener ─► /health /metrics /status /drain
 //! ```
 //!
-//! Clients are served by hyper; towards the backends `upstream` speaks HTTP/1.1 itself on
-//! `httparse` (one buffer per request head, response bodies read straight from the socket).
+//! Clients' HTTP/1.1 requests without a body (most traffic) are served by `h1` on `httparse`,
+//! the backend's request head written straight from the client's fields; anything else (a
+//! body, HTTP/1.0, h2c, a malformed head, a listener with routing features) is handed with the
+//! bytes read so far to hyper, which serves that connection from then on. Towards the backends
+//! `upstream` speaks HTTP/1.1 itself on `httparse` (one buffer per request head, response
+//! bodies read straight from the socket).
 //!
 //! Sockets and shutdown are injected ([`Site::run`] takes bound [`Listeners`] and a future), so
 //! tests bind `127.0.0.1:0` and end a site without signals.

@@ -340,24 +340,25 @@ fn respond(head: Head, conn: Box<Conn>, lease: Lease) -> Response<RespBody> {
     let Head {
         status,
         mut headers,
+        raw,
         framing,
         keep_alive: _,
     } = head;
     lease.backend().metrics.count_status(status.as_u16());
     strip_hop_by_hop(&mut headers);
     let conns = Arc::clone(&lease.backend().conns);
-    let mut body = Upstream::new(conn, framing);
-    let body = if body.is_end() {
+    let mut body = Upstream::new(conn, framing, raw);
+    let done = if body.is_end() {
         // No body will be polled (HEAD, 204, 304, a zero length): the exchange is over now.
         if let Some(c) = body.reusable_conn() {
             conns.checkin(c);
         }
         drop(lease);
-        RespBody::Full(None)
+        None
     } else {
-        RespBody::Proxied(body, Some(Completion { conns, lease }))
+        Some(Completion { conns, lease })
     };
-    let mut r = Response::new(body);
+    let mut r = Response::new(RespBody::Proxied(body, done));
     *r.status_mut() = status;
     *r.headers_mut() = headers;
     r

@@ -505,3 +505,20 @@ async fn an_idle_connection_the_backend_closed_is_let_go_without_waiting_for_a_r
     );
     crate::support::poll_until(5, || async { idle_connections(&site).await == Some(0) }).await;
 }
+
+#[tokio::test]
+async fn hop_by_hop_response_fields_stay_behind() {
+    let b = Scripted::start(vec![reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\n\
+          X-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-End: 2\r\n\r\nok",
+    )])
+    .await;
+    let site = TestSite::start(&site_toml(&b.addr, "")).await;
+    let (s, h, body) = get(&site, "/").await;
+    assert_eq!((s, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    assert_eq!(h["x-end"], "2");
+    for gone in ["x-hop", "keep-alive", "proxy-authenticate", "connection"] {
+        assert!(!h.contains_key(gone), "{gone} was passed on: {h:?}");
+    }
+    assert_eq!(h["content-length"], "2");
+}

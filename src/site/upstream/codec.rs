@@ -41,6 +41,9 @@ pub(crate) struct RequestHead {
     pub(crate) chunked: bool,
     /// The request's method (a response to HEAD has no body).
     pub(crate) method: Method,
+    /// Keep the response's header fields as the raw head ([`Head::raw`]) rather than a map:
+    /// the client-side HTTP/1.1 path writes them on as they came.
+    pub(crate) raw_response: bool,
 }
 
 impl RequestHead {
@@ -55,6 +58,7 @@ impl RequestHead {
             bytes,
             chunked,
             method: method.clone(),
+            raw_response: false,
         }
     }
 }
@@ -119,7 +123,10 @@ impl Framing {
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
+    /// The header fields (empty when the head was asked for raw).
     pub(crate) headers: HeaderMap,
+    /// The head as received, status line and fields, when asked for raw.
+    pub(crate) raw: Option<Bytes>,
     pub(crate) framing: Framing,
     /// The connection may carry another request after this response.
     pub(crate) keep_alive: bool,
@@ -136,8 +143,13 @@ pub(crate) enum Parsed {
 }
 
 /// Parses the response head at the start of `buf`, consuming it when whole. `method` is the
-/// request's (a response to HEAD has no body whatever it says).
-pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, ProtoError> {
+/// request's (a response to HEAD has no body whatever it says). With `raw`, the fields are not
+/// put in a map: the head comes back as received ([`Head::raw`]).
+pub(crate) fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    raw: bool,
+) -> Result<Parsed, ProtoError> {
     // Left uninitialised: the parser writes the fields it finds (no 4 KiB to zero per answer).
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -163,6 +175,32 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, 
     };
     let status =
         StatusCode::from_u16(code).map_err(|_| ProtoError::Head(httparse::Error::Status))?;
+    if status.is_informational() {
+        buf.advance(len);
+        if code == 101 {
+            return Err(ProtoError::Upgrade);
+        }
+        return Ok(Parsed::Interim);
+    }
+    if raw {
+        let fields = &*r.headers;
+        let values = |name: &'static str| {
+            fields
+                .iter()
+                .filter(move |f| f.name.eq_ignore_ascii_case(name))
+                .map(|f| f.value)
+        };
+        let (framing, keep_alive, _) = framing(method, status, values)?;
+        let keep_alive = keep_alive && connection_persists(version, values);
+        let head = buf.split_to(len).freeze();
+        return Ok(Parsed::Final(Head {
+            status,
+            headers: HeaderMap::new(),
+            raw: Some(head),
+            framing,
+            keep_alive,
+        }));
+    }
     // Where each field sits in the head, so that the values can share its bytes once the head
     // is split off the buffer (the parser borrows the buffer until then).
     let base = buf.as_ptr() as usize;
@@ -181,12 +219,6 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, 
         );
     }
     let head = buf.split_to(len).freeze();
-    if status.is_informational() {
-        if code == 101 {
-            return Err(ProtoError::Upgrade);
-        }
-        return Ok(Parsed::Interim);
-    }
     let mut headers = HeaderMap::with_capacity(n);
     for &(no, nl, vo, vl) in &spans[..n] {
         let (no, nl, vo, vl) = (no as usize, nl as usize, vo as usize, vl as usize);
@@ -195,53 +227,73 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Parsed, 
             .map_err(|_| ProtoError::Field)?;
         headers.append(name, value);
     }
-    let (framing, mut keep_alive) = framing(method, status, &mut headers)?;
-    keep_alive &= connection_persists(version, &headers);
+    let values = |name: &'static str| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
+    let (framing, keep_alive, both) = framing(method, status, values)?;
+    let keep_alive = keep_alive && connection_persists(version, values);
+    if both {
+        // Transfer-Encoding beside Content-Length: the length is not passed on (§6.3 item 3).
+        headers.remove(header::CONTENT_LENGTH);
+    }
     Ok(Parsed::Final(Head {
         status,
         headers,
+        raw: None,
         framing,
         keep_alive,
     }))
 }
 
-/// RFC 9112 §6.3: how the body ends, and whether the framing leaves the connection usable.
-fn framing(
+/// A field value as text (what `HeaderValue::to_str` accepts: visible ASCII, space and tab).
+pub(crate) fn text(v: &[u8]) -> Option<&str> {
+    if v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        std::str::from_utf8(v).ok()
+    } else {
+        None
+    }
+}
+
+/// RFC 9112 §6.3: how the body ends, whether the framing leaves the connection usable, and
+/// whether a `Content-Length` came beside `Transfer-Encoding` (then it is not passed on).
+/// `values` gives the values of the fields of one name, in order.
+fn framing<'a, I>(
     method: &Method,
     status: StatusCode,
-    headers: &mut HeaderMap,
-) -> Result<(Framing, bool), ProtoError> {
+    values: impl Fn(&'static str) -> I,
+) -> Result<(Framing, bool, bool), ProtoError>
+where
+    I: Iterator<Item = &'a [u8]>,
+{
     if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return Ok((Framing::Empty, true));
+        return Ok((Framing::Empty, true, false));
     }
-    let te = headers.get_all(header::TRANSFER_ENCODING);
-    if te.iter().next().is_some() {
+    let mut te = values("transfer-encoding").peekable();
+    if te.peek().is_some() {
         // Chunked only when it is the final coding; otherwise the body runs to the close.
         // (A value that is not text counts as a coding other than chunked.)
         let last = te
-            .iter()
-            .map(|v| v.to_str().unwrap_or("?"))
+            .map(|v| text(v).unwrap_or("?"))
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .rfind(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .last();
         let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
         // Transfer-Encoding beside Content-Length: the length is ignored and not passed on
         // (§6.3 item 3), and the connection is not reused (a smuggling attempt or a broken
         // backend).
-        let both = headers.remove(header::CONTENT_LENGTH).is_some();
+        let both = values("content-length").next().is_some();
         return Ok(if chunked {
-            (Framing::Chunked(Chunked::Size), !both)
+            (Framing::Chunked(Chunked::Size), !both, both)
         } else {
-            (Framing::Close, false)
+            (Framing::Close, false, both)
         });
     }
     let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
+    for v in values("content-length") {
         // A list of identical values is one value (§6.3 item 5); anything else is an error.
-        for part in v.as_bytes().split(|&b| b == b',') {
+        for part in v.split(|&b| b == b',') {
             let part = part.trim_ascii();
             if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 19 {
                 return Err(ProtoError::ContentLength);
@@ -257,18 +309,19 @@ fn framing(
         }
     }
     Ok(match length {
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::Close, false),
+        Some(n) => (Framing::Length(n), true, false),
+        None => (Framing::Close, false, false),
     })
 }
 
 /// HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
-fn connection_persists(version: Version, headers: &HeaderMap) -> bool {
+fn connection_persists<'a, I>(version: Version, values: impl Fn(&'static str) -> I) -> bool
+where
+    I: Iterator<Item = &'a [u8]>,
+{
     let has = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        values("connection")
+            .filter_map(text)
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
@@ -370,9 +423,34 @@ pub(crate) fn decode_chunked(
 mod tests {
     use super::*;
 
+    /// Parses `raw` both ways (fields in a map, and kept raw) and checks that they agree on
+    /// everything but where the fields are kept, and consume alike when they succeed.
     fn head(raw: &str, method: &Method) -> Result<Parsed, ProtoError> {
         let mut b = BytesMut::from(raw.as_bytes());
-        parse_head(&mut b, method)
+        let mapped = parse_head(&mut b, method, false);
+        let mut r = BytesMut::from(raw.as_bytes());
+        let unmapped = parse_head(&mut r, method, true);
+        match (&mapped, &unmapped) {
+            (Ok(Parsed::Final(m)), Ok(Parsed::Final(u))) => {
+                assert_eq!(
+                    (m.status, m.framing, m.keep_alive),
+                    (u.status, u.framing, u.keep_alive)
+                );
+                assert!(u.headers.is_empty() && m.raw.is_none());
+                let consumed = raw.len() - b.len();
+                assert_eq!(u.raw.as_deref(), Some(&raw.as_bytes()[..consumed]));
+            }
+            (Ok(Parsed::Partial), Ok(Parsed::Partial))
+            | (Ok(Parsed::Interim), Ok(Parsed::Interim)) => {}
+            // (After an error the connection is dropped, buffer and all.)
+            (Err(e), Err(f)) => {
+                assert_eq!(e, f);
+                return mapped;
+            }
+            other => panic!("the two ways disagree: {other:?}"),
+        }
+        assert_eq!(b, r);
+        mapped
     }
 
     fn final_head(raw: &str) -> Head {
@@ -407,7 +485,7 @@ mod tests {
         let raw = &b"HTTP/1.1 200 OK\r\nContent-Len"[..];
         let mut b = BytesMut::from(raw);
         assert!(matches!(
-            parse_head(&mut b, &Method::GET),
+            parse_head(&mut b, &Method::GET, false),
             Ok(Parsed::Partial)
         ));
         assert_eq!(&b[..], raw);
@@ -417,7 +495,7 @@ mod tests {
     fn the_head_is_consumed_and_the_body_bytes_stay() {
         let mut b =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-B: b1\r\n\r\nhello"[..]);
-        let Ok(Parsed::Final(h)) = parse_head(&mut b, &Method::GET) else {
+        let Ok(Parsed::Final(h)) = parse_head(&mut b, &Method::GET, false) else {
             panic!("final head expected");
         };
         assert_eq!(h.status, StatusCode::OK);
@@ -492,11 +570,11 @@ mod tests {
             &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
         );
         assert!(matches!(
-            parse_head(&mut b, &Method::POST),
+            parse_head(&mut b, &Method::POST, false),
             Ok(Parsed::Interim)
         ));
         assert!(matches!(
-            parse_head(&mut b, &Method::POST),
+            parse_head(&mut b, &Method::POST, false),
             Ok(Parsed::Final(_))
         ));
         assert_eq!(
@@ -573,7 +651,7 @@ mod tests {
             #[test]
             fn any_bytes_parse_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
                 let mut b = BytesMut::from(&raw[..]);
-                if let Ok(Parsed::Partial) = parse_head(&mut b, &Method::GET) {
+                if let Ok(Parsed::Partial) = parse_head(&mut b, &Method::GET, false) {
                     prop_assert_eq!(&b[..], &raw[..]);
                 }
                 let mut state = Chunked::Size;

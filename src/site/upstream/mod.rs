@@ -22,7 +22,6 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hyper::Method;
 use hyper::body::{Body, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -151,12 +150,12 @@ impl Conn {
             ReqBody::Stream(body) => Some(Pump::new(body, head.chunked)),
             _ => None,
         };
-        let method = &head.method;
+        let req = head;
         let head = poll_fn(|cx| {
             if let Some(p) = &mut self.pump {
                 p.advance(cx, &mut self.io);
             }
-            match poll_head(cx, &mut self.io, &mut self.rbuf, method) {
+            match poll_head(cx, &mut self.io, &mut self.rbuf, req) {
                 Poll::Pending if self.deadline.as_mut().poll(cx).is_ready() => {
                     Poll::Ready(Err(SendError::TimedOut))
                 }
@@ -180,11 +179,11 @@ fn poll_head(
     cx: &mut Context<'_>,
     io: &mut BackendStream,
     rbuf: &mut BytesMut,
-    method: &Method,
+    req: &RequestHead,
 ) -> Poll<io::Result<Head>> {
     loop {
         if !rbuf.is_empty() {
-            match codec::parse_head(rbuf, method) {
+            match codec::parse_head(rbuf, &req.method, req.raw_response) {
                 Ok(Parsed::Final(h)) => return Poll::Ready(Ok(h)),
                 Ok(Parsed::Interim) => continue,
                 Ok(Parsed::Partial) => {}
@@ -298,14 +297,22 @@ impl Pump {
 pub(crate) struct Upstream {
     conn: Option<Box<Conn>>,
     framing: Framing,
+    /// The response head as received, when it was asked for raw.
+    raw: Option<Bytes>,
 }
 
 impl Upstream {
-    pub(crate) fn new(conn: Box<Conn>, framing: Framing) -> Self {
+    pub(crate) fn new(conn: Box<Conn>, framing: Framing, raw: Option<Bytes>) -> Self {
         Upstream {
             conn: Some(conn),
             framing,
+            raw,
         }
+    }
+
+    /// The response head as received (status line and fields), when it was asked for raw.
+    pub(crate) fn raw_head(&self) -> Option<&Bytes> {
+        self.raw.as_ref()
     }
 
     /// Nothing more will come.
