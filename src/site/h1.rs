@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{ReqBody, RespBody};
 use super::headers::{Client, Rewrite, encode_request, encode_response_fields};
-use super::proxy::{Prepared, Proxy, is_idempotent, request_hash};
+use super::proxy::{Prepared, Proxy, is_idempotent, plain, request_hash};
 use super::serve::Activity;
 use super::upstream::codec::{LAST_CHUNK, RequestHead};
 
@@ -94,10 +94,13 @@ where
             if !rbuf.is_empty() {
                 let proxy = proxy.load_full();
                 match parse(&rbuf, &proxy, client) {
-                    Parse::Ready(r) => break (r, proxy),
+                    Parse::Ready(r) if r.len <= max_head => break (r, proxy),
                     Parse::Handover => return Served::Handover(Rewind::new(rbuf.freeze(), io)),
-                    Parse::Partial if rbuf.len() >= max_head => {
-                        return Served::Handover(Rewind::new(rbuf.freeze(), io));
+                    // Whole or not, a head larger than allowed is refused here, to the byte
+                    // (hyper checks its buffer only while a head is incomplete).
+                    Parse::Ready(_) => return too_large(io, &mut wbuf).await,
+                    Parse::Partial if rbuf.len() > max_head => {
+                        return too_large(io, &mut wbuf).await;
                     }
                     Parse::Partial => {}
                 }
@@ -124,6 +127,17 @@ where
             return Served::Closed;
         }
     }
+}
+
+/// Answers 431 to a request head over the listener's limit, and closes.
+async fn too_large<I: AsyncWrite + Unpin>(mut io: I, wbuf: &mut Vec<u8>) -> Served<I> {
+    let resp = plain(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request header fields too large\n",
+    );
+    write_response(&mut io, wbuf, resp, false, true).await;
+    let _ = io.shutdown().await;
+    Served::Closed
 }
 
 /// Reads the request head at the start of `buf`, if this path serves it.

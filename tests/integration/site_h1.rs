@@ -253,3 +253,28 @@ async fn the_balancers_own_answer_to_head_has_no_body() {
     );
     assert!(!a[1].body.is_empty());
 }
+
+#[tokio::test]
+async fn a_head_over_the_limit_gets_431_however_it_arrives() {
+    let b = TestBackend::start("b").await;
+    // A limit that is not a multiple of the read size, so that a head just over it can be in
+    // the buffer whole.
+    let site = TestSite::start(&format!(
+        "[[listeners]]\nbind = \"127.0.0.1:0\"\npool = \"p\"\nmax_header_bytes = 10000\n\
+         [pools.p]\nservers = [\"{}\"]\n",
+        b.addr
+    ))
+    .await;
+    let head = |n: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(n)
+        )
+    };
+    let mut s = TcpStream::connect(site.addr).await.expect("connect");
+    s.write_all(head(9_000).as_bytes()).await.expect("write");
+    assert_eq!(answers(&mut s, &[false]).await[0].status, 200);
+    s.write_all(head(10_100).as_bytes()).await.expect("write");
+    assert_eq!(answers(&mut s, &[false]).await[0].status, 431);
+    assert_eq!(b.hits(), 1);
+}
