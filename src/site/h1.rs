@@ -11,7 +11,7 @@
 //! malformed request (400, 431), so the rules for what is refused are hyper's alone.
 
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -323,9 +323,7 @@ where
     } else if has_length {
         if head_only { Out::None } else { Out::Length }
     } else if let Some(n) = exact {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa(n, &mut [0; 20]));
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "content-length: {n}\r\n");
         if head_only { Out::None } else { Out::Length }
     } else if head_only {
         Out::None
@@ -378,7 +376,7 @@ where
             continue;
         }
         if mode == Out::Chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            let _ = write!(out, "{:x}\r\n", data.len());
         }
         if out.len() + data.len() <= MAX_GATHER {
             out.extend_from_slice(&data);
@@ -405,18 +403,6 @@ async fn flush<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io::Resu
 
 async fn write_bytes<I: AsyncWrite + Unpin>(io: &mut I, b: Bytes) -> io::Result<()> {
     io.write_all(&b).await
-}
-
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// Appends the current time as an HTTP date, formatted at most once a second per thread.

@@ -162,14 +162,8 @@ pub(crate) fn encode_request(
         has_id |= is("x-request-id");
         field(out, n.as_bytes(), f.value);
     }
-    // A previous value is extended only when it is text (as `HeaderValue::to_str` has it).
-    let text = |v: &&[u8]| text(v).is_some();
     if which.x_forwarded_for {
-        out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = xff.filter(text) {
-            out.extend_from_slice(prev);
-            out.extend_from_slice(b", ");
-        }
+        list_start(out, b"x-forwarded-for", xff);
         out.extend_from_slice(rw.client.ip.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
@@ -182,11 +176,7 @@ pub(crate) fn encode_request(
         field(out, b"x-forwarded-host", host);
     }
     if which.forwarded {
-        out.extend_from_slice(b"forwarded: ");
-        if let Some(prev) = fwd.filter(text) {
-            out.extend_from_slice(prev);
-            out.extend_from_slice(b", ");
-        }
+        list_start(out, b"forwarded", fwd);
         out.extend_from_slice(rw.client.forwarded_for.as_bytes());
         out.extend_from_slice(b";proto=");
         out.extend_from_slice(rw.client.proto().as_bytes());
@@ -207,6 +197,18 @@ pub(crate) fn encode_request(
         field(out, X_REQUEST_ID.as_str().as_bytes(), &ids.next_id());
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Starts a list-valued field the proxy adds an element to: the name, and the client's value
+/// followed by a comma when it sent one that is text (as `HeaderValue::to_str` has it; anything
+/// else is replaced, as `add_forwarded` does).
+fn list_start(out: &mut Vec<u8>, name: &[u8], prev: Option<&[u8]>) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    if let Some(prev) = prev.filter(|v| text(v).is_some()) {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
 }
 
 /// One of the fixed hop-by-hop names (any case).
