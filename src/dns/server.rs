@@ -186,13 +186,28 @@ impl DnsServer {
         let mut local_addrs = Vec::new();
         let mut udp_threads = Vec::new();
         for addr in &options.listen {
-            // Bind TCP first on the requested port; UDP then takes the same port.
-            let listener = bind_tcp(*addr)?;
-            let port_addr = listener.local_addr()?;
-            let (udp_addr, threads) =
-                super::udp::start(port_addr, options.udp_workers.max(1), shared.clone())?;
-            debug_assert_eq!(udp_addr, port_addr);
-            udp_threads.extend(threads);
+            // Bind TCP first on the requested port; UDP then takes the same port. With port 0
+            // the kernel picks a TCP port that some other socket may hold for UDP: pick again.
+            let mut tries = 0;
+            let (listener, port_addr) = loop {
+                let listener = bind_tcp(*addr)?;
+                let port_addr = listener.local_addr()?;
+                match super::udp::start(port_addr, options.udp_workers.max(1), shared.clone()) {
+                    Ok((udp_addr, threads)) => {
+                        debug_assert_eq!(udp_addr, port_addr);
+                        udp_threads.extend(threads);
+                        break (listener, port_addr);
+                    }
+                    Err(e)
+                        if addr.port() == 0
+                            && e.kind() == std::io::ErrorKind::AddrInUse
+                            && tries < 16 =>
+                    {
+                        tries += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             tcp.register_listener(listener, options.tcp_idle, 65535);
             local_addrs.push(port_addr);
         }
